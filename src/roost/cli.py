@@ -1,0 +1,82 @@
+"""Command line: `roost serve`, `roost config check`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from roost import __version__
+from roost.config import Config, load
+from roost.errors import ConfigError
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _load(config_path: Path | None) -> Config:
+    try:
+        return load(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+@click.group()
+@click.version_option(__version__, prog_name="roost")
+def main() -> None:
+    """Roost: a self-hosted IoT device-connectivity platform and MQTT broker."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config file.")
+@click.option("--host", help="Address of the first listener (overrides the config).")
+@click.option("--port", type=int, help="Port of the first listener (0 = any free port).")
+@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
+def serve(config_path: Path | None, host: str | None, port: int | None, log_level: str | None) -> None:
+    """Start the broker and serve until SIGINT / SIGTERM."""
+    config = _load(config_path)
+    first = config.listeners[0]
+    if host is not None:
+        first = replace(first, host=host)
+    if port is not None:
+        first = replace(first, port=port)
+    config = replace(config, listeners=(first, *config.listeners[1:]))
+    if log_level is not None:
+        config = replace(config, log=replace(config.log, level=log_level.upper()))
+    logging.basicConfig(
+        level=config.log.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from roost.server.server import RoostServer
+
+    _install_uvloop()
+    server = RoostServer(config)
+    try:
+        asyncio.run(server.serve_forever())
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc
+
+
+@main.group()
+def config() -> None:
+    """Configuration tools."""
+
+
+@config.command("check")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def config_check(path: Path) -> None:
+    """Validate a config file and print the effective settings."""
+    cfg = _load(path)
+    click.echo(f"ok: {len(cfg.listeners)} listener(s)")
+    for listener in cfg.listeners:
+        click.echo(f"  {listener.name}: {listener.transport} {listener.host}:{listener.port}")

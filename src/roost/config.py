@@ -1,0 +1,237 @@
+"""Typed configuration from TOML, environment overrides and flags; every limit has a safe default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from roost.errors import ConfigError
+
+ENV_PREFIX = "ROOST_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerConfig:
+    """One network listener."""
+
+    name: str = "default"
+    transport: str = "tcp"
+    host: str = "0.0.0.0"
+    port: int = 1883
+    max_connections: int = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MQTTConfig:
+    """Protocol limits and capabilities; each is checked before anything is allocated."""
+
+    max_packet_size: int = 1_048_576
+    max_topic_length: int = 65_535
+    max_topic_levels: int = 128
+    max_client_id_length: int = 256
+    max_keep_alive: int = 65_535
+    connect_timeout: float = 10.0
+    receive_maximum: int = 64
+    max_inflight: int = 64
+    max_queued_messages: int = 1_000
+    max_queued_bytes: int = 16 * 1_048_576
+    queue_overflow: str = "drop_oldest"
+    max_awaiting_rel: int = 64
+    max_subscriptions_per_session: int = 1_000
+    max_user_properties: int = 64
+    max_session_expiry_interval: int = 604_800
+    topic_alias_maximum: int = 10
+    maximum_qos: int = 2
+    retain_available: bool = True
+    wildcard_subscription_available: bool = True
+    subscription_identifier_available: bool = True
+    shared_subscription_available: bool = True
+    shared_subscription_strategy: str = "round_robin"
+    max_retained_messages: int = 1_000_000
+    allow_empty_client_id: bool = True
+    refused_topic_filters: tuple[str, ...] = ()
+    response_topic_prefix: str = "response/"
+    sys_interval: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """Where state lives."""
+
+    backend: str = "memory"
+    data_dir: str = "./data"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    mqtt: MQTTConfig = field(default_factory=MQTTConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {"mqtt": MQTTConfig, "store": StoreConfig, "log": LogConfig}
+
+
+def _coerce(cls: type[Any], name: str, value: Any, where: str) -> Any:
+    """Check one value against the type of the field's default and convert env strings."""
+    default = getattr(cls(), name)
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    raise ConfigError(f"{where}: invalid value {value!r} for {name}")
+
+
+def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        kwargs[key] = _coerce(cls, key, value, where)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a Config from parsed TOML."""
+    known = {"listeners", *_SECTIONS}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown section {key!r}")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _build(cls, section, f"[{name}]")
+    listeners = data.get("listeners")
+    if listeners is None:
+        listener_configs: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    else:
+        if not isinstance(listeners, list) or not listeners:
+            raise ConfigError("[[listeners]] must be a non-empty array of tables")
+        listener_configs = tuple(
+            _build(ListenerConfig, item, f"[[listeners]] #{i}") for i, item in enumerate(listeners)
+        )
+    config = Config(listeners=listener_configs, **sections)
+    validate(config)
+    return config
+
+
+def apply_env(config: Config, environ: dict[str, str] | None = None) -> Config:
+    """Apply ROOST_<SECTION>__<KEY> overrides, e.g. ROOST_MQTT__MAX_KEEP_ALIVE=60."""
+    env = os.environ if environ is None else environ
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            continue
+        current = getattr(config, section)
+        if key not in {f.name for f in fields(cls)}:
+            raise ConfigError(f"{var}: unknown setting {key!r}")
+        current = replace(current, **{key: _coerce(cls, key, raw, var)})
+        config = replace(config, **{section: current})
+    validate(config)
+    return config
+
+
+def load(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Load the TOML file at `path` (or the defaults) and apply environment overrides."""
+    if path is None:
+        config = Config()
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        config = from_dict(data)
+    return apply_env(config, environ)
+
+
+def validate(config: Config) -> None:
+    """Reject values that make no sense, with the setting's name in the message."""
+    m = config.mqtt
+    checks: list[tuple[bool, str]] = [
+        (64 <= m.max_packet_size <= 268_435_460, "mqtt.max_packet_size must be 64..268435460"),
+        (1 <= m.max_topic_length <= 65_535, "mqtt.max_topic_length must be 1..65535"),
+        (1 <= m.max_topic_levels <= 65_535, "mqtt.max_topic_levels must be >= 1"),
+        (1 <= m.max_client_id_length <= 65_535, "mqtt.max_client_id_length must be 1..65535"),
+        (0 <= m.max_keep_alive <= 65_535, "mqtt.max_keep_alive must be 0..65535"),
+        (m.connect_timeout > 0, "mqtt.connect_timeout must be > 0"),
+        (1 <= m.receive_maximum <= 65_535, "mqtt.receive_maximum must be 1..65535"),
+        (1 <= m.max_inflight <= 65_535, "mqtt.max_inflight must be 1..65535"),
+        (m.max_queued_messages >= 0, "mqtt.max_queued_messages must be >= 0"),
+        (m.max_queued_bytes >= 0, "mqtt.max_queued_bytes must be >= 0"),
+        (
+            m.queue_overflow in ("drop_oldest", "drop_newest"),
+            "mqtt.queue_overflow must be drop_oldest or drop_newest",
+        ),
+        (m.max_awaiting_rel >= 1, "mqtt.max_awaiting_rel must be >= 1"),
+        (m.max_subscriptions_per_session >= 1, "mqtt.max_subscriptions_per_session must be >= 1"),
+        (m.max_user_properties >= 0, "mqtt.max_user_properties must be >= 0"),
+        (
+            0 <= m.max_session_expiry_interval <= 0xFFFFFFFF,
+            "mqtt.max_session_expiry_interval must be 0..4294967295",
+        ),
+        (0 <= m.topic_alias_maximum <= 65_535, "mqtt.topic_alias_maximum must be 0..65535"),
+        (m.maximum_qos in (0, 1, 2), "mqtt.maximum_qos must be 0, 1 or 2"),
+        (
+            m.shared_subscription_strategy in ("round_robin", "random", "first"),
+            "mqtt.shared_subscription_strategy must be round_robin, random or first",
+        ),
+        (m.sys_interval > 0, "mqtt.sys_interval must be > 0"),
+        (config.store.backend in ("memory",), "store.backend must be memory"),
+        (bool(config.listeners), "at least one listener is required"),
+    ]
+    for listener in config.listeners:
+        checks.append((listener.transport in ("tcp",), f"listener {listener.name}: transport must be tcp"))
+        checks.append((0 <= listener.port <= 65_535, f"listener {listener.name}: port must be 0..65535"))
+        checks.append((listener.max_connections >= 1, f"listener {listener.name}: max_connections >= 1"))
+    names = [listener.name for listener in config.listeners]
+    checks.append((len(set(names)) == len(names), "listener names must be unique"))
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    assert is_dataclass(config)

@@ -1,0 +1,282 @@
+"""The broker: session registry, routing, retained messages, wills and session expiry.
+
+Synchronous and deterministic: time comes in as `now`, nothing here awaits or does I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from roost.config import MQTTConfig
+from roost.core.message import Delivery, Message
+from roost.core.retained import RetainedIndex
+from roost.core.router import STRATEGIES, Router
+from roost.core.session import Session, SessionKey, SessionSubscription
+from roost.core.topics import parse_shared
+
+log = logging.getLogger(__name__)
+
+NEVER_EXPIRES = 0xFFFFFFFF
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Counters for $SYS and metrics."""
+
+    messages_received: int = 0
+    messages_sent: int = 0
+    messages_dropped: int = 0
+    publish_bytes_received: int = 0
+    publish_bytes_sent: int = 0
+    clients_connected: int = 0
+    clients_maximum: int = 0
+    connections_total: int = 0
+    wills_published: int = 0
+    sessions_expired: int = 0
+
+
+@dataclass(slots=True)
+class PendingWill:
+    message: Message
+    due: float
+
+
+@dataclass(order=True, slots=True)
+class _Timer:
+    due: float
+    seq: int
+    kind: str = field(compare=False)
+    key: SessionKey = field(compare=False)
+
+
+class Broker:
+    """All sessions, subscriptions and retained messages of every tenant."""
+
+    def __init__(self, config: MQTTConfig) -> None:
+        self.config = config
+        self.sessions: dict[SessionKey, Session] = {}
+        self.routers: dict[str, Router] = {}
+        self.retained: dict[str, RetainedIndex[Message]] = {}
+        self.wills: dict[SessionKey, PendingWill] = {}
+        self.stats = BrokerStats()
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._strategy = STRATEGIES[config.shared_subscription_strategy]
+        # Called with each message the broker publishes by itself (wills, $SYS); the server
+        # hooks its own pipeline in here.
+        self.on_internal_publish: Callable[[Message], None] | None = None
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def router(self, tenant: str) -> Router:
+        router = self.routers.get(tenant)
+        if router is None:
+            router = self.routers[tenant] = Router(self._strategy)
+        return router
+
+    def get_session(self, tenant: str, client_id: str) -> Session | None:
+        return self.sessions.get((tenant, client_id))
+
+    def open_session(
+        self, tenant: str, client_id: str, clean_start: bool, expiry_interval: int, now: float
+    ) -> tuple[Session, bool]:
+        """Start or resume the session of a client that has just connected.
+
+        Returns (session, session_present). A pending will of the old connection is cancelled
+        when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
+        """
+        key = (tenant, client_id)
+        existing = self.sessions.get(key)
+        if existing is not None and clean_start:
+            self.end_session(existing, now)
+            existing = None
+        present = existing is not None
+        if existing is None:
+            session = Session(
+                tenant,
+                client_id,
+                max_queued_messages=self.config.max_queued_messages,
+                max_queued_bytes=self.config.max_queued_bytes,
+                queue_overflow=self.config.queue_overflow,
+            )
+            self.sessions[key] = session
+        else:
+            session = existing
+            self.wills.pop(key, None)
+        session.expiry_interval = expiry_interval
+        session.connected = True
+        session.disconnected_at = None
+        self.stats.clients_connected += 1
+        self.stats.connections_total += 1
+        self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
+        return session, present
+
+    def connection_closed(
+        self, session: Session, will: Message | None, will_delay: int, now: float
+    ) -> None:
+        """The network connection of `session` ended (any reason). `will` is None when the
+        client disconnected normally [MQTT-3.1.2-10] or the will was otherwise cleared."""
+        session.connected = False
+        session.wake = None
+        session.disconnected_at = now
+        self.stats.clients_connected -= 1
+        if will is not None:
+            if will_delay <= 0:
+                self._publish_will(will, now)
+            else:
+                self.wills[session.key] = PendingWill(will, now + will_delay)
+                self._schedule(now + will_delay, "will", session.key)
+        if session.expiry_interval == 0:
+            self.end_session(session, now)
+        elif session.expiry_interval != NEVER_EXPIRES:
+            self._schedule(now + session.expiry_interval, "expire", session.key)
+
+    def end_session(self, session: Session, now: float) -> None:
+        """Discard a session; a pending will is published now [MQTT-3.1.2-8]."""
+        pending = self.wills.pop(session.key, None)
+        if pending is not None:
+            self._publish_will(pending.message, now)
+        router = self.routers.get(session.tenant)
+        if router is not None:
+            for topic_filter in session.subscriptions:
+                router.remove(session.client_id, topic_filter)
+        session.subscriptions.clear()
+        session.clear_messages()
+        if self.sessions.get(session.key) is session:
+            del self.sessions[session.key]
+
+    def _publish_will(self, will: Message, now: float) -> None:
+        self.stats.wills_published += 1
+        if self.on_internal_publish is not None:
+            self.on_internal_publish(will)
+        else:
+            self.publish(will, now)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _schedule(self, due: float, kind: str, key: SessionKey) -> None:
+        heapq.heappush(self._timers, _Timer(due, next(self._seq), kind, key))
+
+    def next_deadline(self) -> float | None:
+        return self._timers[0].due if self._timers else None
+
+    def tick(self, now: float) -> None:
+        """Fire due wills and expire sessions whose expiry interval has passed."""
+        timers = self._timers
+        while timers and timers[0].due <= now:
+            timer = heapq.heappop(timers)
+            session = self.sessions.get(timer.key)
+            if timer.kind == "will":
+                pending = self.wills.get(timer.key)
+                if pending is not None and pending.due <= now:
+                    del self.wills[timer.key]
+                    self._publish_will(pending.message, now)
+            elif timer.kind == "expire" and session is not None and not session.connected:
+                assert session.disconnected_at is not None
+                if session.disconnected_at + session.expiry_interval <= now:
+                    self.stats.sessions_expired += 1
+                    self.end_session(session, now)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def subscribe(self, session: Session, subscription: SessionSubscription) -> bool:
+        """Add or replace a subscription [MQTT-3.8.4-3]. Returns True if it existed."""
+        existed = subscription.topic_filter in session.subscriptions
+        session.subscriptions[subscription.topic_filter] = subscription
+        self.router(session.tenant).add(session.client_id, subscription)
+        return existed
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self.router(session.tenant).remove(session.client_id, topic_filter)
+        return True
+
+    def retained_for(
+        self, session: Session, subscription: SessionSubscription, existed: bool, now: float
+    ) -> list[Delivery]:
+        """Retained messages to send for a new subscription, per Retain Handling
+        [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; none for shared ones."""
+        options = subscription.options
+        if options.retain_handling == 2 or (options.retain_handling == 1 and existed):
+            return []
+        if parse_shared(subscription.topic_filter) is not None:
+            return []
+        index = self.retained.get(session.tenant)
+        if index is None:
+            return []
+        ids = (
+            (subscription.subscription_identifier,)
+            if subscription.subscription_identifier is not None
+            else ()
+        )
+        out: list[Delivery] = []
+        for topic, message in index.match(subscription.topic_filter):
+            if message.expired(now):
+                index.delete(topic)
+                continue
+            qos = min(options.qos, message.qos)
+            # Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8]
+            out.append(
+                Delivery(message=message, qos=qos, retain=True, subscription_identifiers=ids)
+            )
+        return out
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, message: Message, now: float, *, count: bool = True) -> int:
+        """Store/clear the retained copy and hand the message to every matching session.
+        Returns the number of sessions it was delivered to."""
+        if count:
+            self.stats.messages_received += 1
+            self.stats.publish_bytes_received += len(message.payload)
+        if message.retain:
+            self._retain(message)
+        router = self.routers.get(message.tenant)
+        if router is None:
+            return 0
+        sessions = self.sessions
+        tenant = message.tenant
+
+        def is_online(client_id: str) -> bool:
+            s = sessions.get((tenant, client_id))
+            return s is not None and s.connected
+
+        targets = router.route(message.topic, message.publisher, is_online)
+        delivered = 0
+        for client_id, target in targets.items():
+            session = sessions.get((tenant, client_id))
+            if session is None:
+                continue
+            qos = min(target.qos, message.qos)
+            retain = message.retain and target.retain_as_published
+            ids = tuple(target.subscription_identifiers)
+            if not session.connected and qos == 0 and session.expiry_interval == 0:
+                continue
+            if session.enqueue(
+                Delivery(message=message, qos=qos, retain=retain, subscription_identifiers=ids)
+            ):
+                delivered += 1
+            else:
+                self.stats.messages_dropped += 1
+        return delivered
+
+    def _retain(self, message: Message) -> None:
+        index = self.retained.get(message.tenant)
+        if index is None:
+            index = self.retained[message.tenant] = RetainedIndex()
+        if not message.payload:
+            # A retained PUBLISH with an empty payload removes the retained message.
+            index.delete(message.topic)
+        elif index.get(message.topic) is not None or len(index) < self.config.max_retained_messages:
+            index.set(message.topic, message)
+        else:
+            self.stats.messages_dropped += 1
+            log.warning("retained message on %r refused: max_retained_messages", message.topic)
+
+    def retained_count(self) -> int:
+        return sum(len(index) for index in self.retained.values())

@@ -1,0 +1,134 @@
+"""The router: which sessions receive a message; one merged entry per session, one member
+per $share group."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from roost.core.session import SessionSubscription
+from roost.core.topics import parse_shared
+from roost.core.trie import SubscriptionTrie
+
+
+@dataclass(frozen=True, slots=True)
+class ShareKey:
+    """Trie key of a shared subscription group."""
+
+    group: str
+
+
+@dataclass(slots=True)
+class ShareGroup:
+    """The members of one `$share/{group}/{filter}` and the strategy's cursor."""
+
+    group: str
+    topic_filter: str
+    members: dict[str, SessionSubscription] = field(default_factory=dict)
+    cursor: int = 0
+
+
+@dataclass(slots=True)
+class Target:
+    """What one session receives for one message, after merging overlapping subscriptions."""
+
+    client_id: str
+    qos: int
+    retain_as_published: bool
+    subscription_identifiers: list[int]
+
+
+# A strategy picks one member of a group: (group, candidates in join order) -> client id.
+ShareStrategy = Callable[[ShareGroup, list[str]], str]
+
+
+def round_robin(group: ShareGroup, candidates: list[str]) -> str:
+    group.cursor = (group.cursor + 1) % len(candidates)
+    return candidates[group.cursor]
+
+
+def random_member(group: ShareGroup, candidates: list[str]) -> str:
+    return random.choice(candidates)
+
+
+def first_member(group: ShareGroup, candidates: list[str]) -> str:
+    return candidates[0]
+
+
+STRATEGIES: dict[str, ShareStrategy] = {
+    "round_robin": round_robin,
+    "random": random_member,
+    "first": first_member,
+}
+
+RouteKey = str | ShareKey
+RouteValue = SessionSubscription | ShareGroup
+
+
+class Router:
+    """Subscriptions of one tenant, indexed by topic filter."""
+
+    def __init__(self, strategy: ShareStrategy = round_robin) -> None:
+        self.trie: SubscriptionTrie[RouteKey, RouteValue] = SubscriptionTrie()
+        self.groups: dict[tuple[str, str], ShareGroup] = {}
+        self.strategy = strategy
+
+    def add(self, client_id: str, subscription: SessionSubscription) -> None:
+        shared = parse_shared(subscription.topic_filter)
+        if shared is None:
+            self.trie.add(subscription.topic_filter, client_id, subscription)
+            return
+        gkey = (shared.group, shared.topic_filter)
+        group = self.groups.get(gkey)
+        if group is None:
+            group = ShareGroup(shared.group, shared.topic_filter)
+            self.groups[gkey] = group
+            self.trie.add(shared.topic_filter, ShareKey(shared.group), group)
+        group.members[client_id] = subscription
+
+    def remove(self, client_id: str, topic_filter: str) -> bool:
+        shared = parse_shared(topic_filter)
+        if shared is None:
+            return self.trie.remove(topic_filter, client_id)
+        gkey = (shared.group, shared.topic_filter)
+        group = self.groups.get(gkey)
+        if group is None or group.members.pop(client_id, None) is None:
+            return False
+        if not group.members:
+            del self.groups[gkey]
+            self.trie.remove(shared.topic_filter, ShareKey(shared.group))
+        return True
+
+    def route(
+        self, topic: str, publisher: str | None, is_online: Callable[[str], bool]
+    ) -> dict[str, Target]:
+        """Targets for a message on `topic`, merged per session [MQTT-3.3.4-2]."""
+        targets: dict[str, Target] = {}
+        for key, value in self.trie.match(topic):
+            if isinstance(value, ShareGroup):
+                client_id = self._pick(value, is_online)
+                sub = value.members[client_id]
+            else:
+                assert isinstance(key, str)
+                client_id, sub = key, value
+                # No Local: never back to the publisher's own subscription [MQTT-3.8.3-3]
+                if sub.options.no_local and client_id == publisher:
+                    continue
+            target = targets.get(client_id)
+            if target is None:
+                target = Target(client_id, sub.options.qos, sub.options.retain_as_published, [])
+                targets[client_id] = target
+            else:
+                target.qos = max(target.qos, sub.options.qos)
+                target.retain_as_published = (
+                    target.retain_as_published or sub.options.retain_as_published
+                )
+            if sub.subscription_identifier is not None:
+                target.subscription_identifiers.append(sub.subscription_identifier)
+        return targets
+
+    def _pick(self, group: ShareGroup, is_online: Callable[[str], bool]) -> str:
+        members = list(group.members)
+        online = [m for m in members if is_online(m)]
+        return self.strategy(group, online or members)

@@ -1,0 +1,167 @@
+"""A session: subscriptions, the outbound queue and inflight window, inbound QoS 2 state."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from roost.core.message import Delivery, Message
+from roost.mqtt.packets import Subscription
+
+SessionKey = tuple[str, str]  # (tenant, client_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSubscription:
+    """A subscription as a session holds it."""
+
+    topic_filter: str  # as subscribed, including any $share/{group}/ prefix
+    options: Subscription
+    subscription_identifier: int | None = None
+
+
+@dataclass(slots=True)
+class QueueStats:
+    dropped_overflow: int = 0
+    dropped_expired: int = 0
+    dropped_too_large: int = 0
+
+
+class Session:
+    """State that outlives a network connection (MQTT "Session State" [MQTT-4.1.0-1])."""
+
+    def __init__(
+        self,
+        tenant: str,
+        client_id: str,
+        *,
+        max_queued_messages: int,
+        max_queued_bytes: int,
+        queue_overflow: str = "drop_oldest",
+    ) -> None:
+        self.tenant = tenant
+        self.client_id = client_id
+        self.key: SessionKey = (tenant, client_id)
+        self.subscriptions: dict[str, SessionSubscription] = {}
+        self.expiry_interval = 0
+        self.inflight: dict[int, Delivery] = {}
+        self.queue: deque[Delivery] = deque()
+        self.queued_bytes = 0
+        self.awaiting_rel: set[int] = set()
+        self.max_queued_messages = max_queued_messages
+        self.max_queued_bytes = max_queued_bytes
+        self.queue_overflow = queue_overflow
+        self.stats = QueueStats()
+        self.connected = False
+        self.disconnected_at: float | None = None
+        # Called when there is something new to send; set by the connection that owns it.
+        self.wake: Callable[[], None] | None = None
+        self._next_packet_id = 1
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def enqueue(self, delivery: Delivery) -> bool:
+        """Queue a delivery; apply the overflow policy. Returns False if something was dropped."""
+        size = delivery.message.size
+        ok = True
+        while self.queue and (
+            len(self.queue) >= self.max_queued_messages
+            or self.queued_bytes + size > self.max_queued_bytes
+        ):
+            if self.queue_overflow == "drop_newest" and delivery.qos > 0:
+                if not self._drop_one_qos0():
+                    self.stats.dropped_overflow += 1
+                    return False
+            else:
+                self._drop_oldest(prefer_qos0=True)
+            ok = False
+        if self.max_queued_messages == 0 or size > self.max_queued_bytes:
+            self.stats.dropped_overflow += 1
+            return False
+        self.queue.append(delivery)
+        self.queued_bytes += size
+        if self.wake is not None:
+            self.wake()
+        return ok
+
+    def _drop_one_qos0(self) -> bool:
+        for i, queued in enumerate(self.queue):
+            if queued.qos == 0:
+                del self.queue[i]
+                self.queued_bytes -= queued.message.size
+                self.stats.dropped_overflow += 1
+                return True
+        return False
+
+    def _drop_oldest(self, *, prefer_qos0: bool) -> None:
+        if prefer_qos0 and self._drop_one_qos0():
+            return
+        dropped = self.queue.popleft()
+        self.queued_bytes -= dropped.message.size
+        self.stats.dropped_overflow += 1
+
+    def allocate_packet_id(self) -> int:
+        """A packet id not in use by an outbound QoS 1/2 exchange [MQTT-2.2.1-3]."""
+        for _ in range(65_535):
+            packet_id = self._next_packet_id
+            self._next_packet_id = packet_id % 65_535 + 1
+            if packet_id not in self.inflight:
+                return packet_id
+        raise RuntimeError("no free packet identifier")
+
+    def take_ready(self, window: int, now: float, limit: int = 1_000) -> list[Delivery]:
+        """Move deliveries from the queue to the wire: QoS 0 directly, QoS 1/2 into inflight
+        while fewer than `window` are unacknowledged. Expired messages are dropped."""
+        out: list[Delivery] = []
+        queue = self.queue
+        while queue and len(out) < limit:
+            head = queue[0]
+            if head.qos > 0 and len(self.inflight) >= window:
+                break
+            queue.popleft()
+            self.queued_bytes -= head.message.size
+            if head.message.expires_at is not None and head.message.expired(now):
+                self.stats.dropped_expired += 1
+                continue
+            if head.qos > 0:
+                head.packet_id = self.allocate_packet_id()
+                self.inflight[head.packet_id] = head
+            out.append(head)
+        return out
+
+    def acknowledge(self, packet_id: int) -> Delivery | None:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends an exchange; frees its packet id."""
+        return self.inflight.pop(packet_id, None)
+
+    def received(self, packet_id: int) -> Delivery | None:
+        """PUBREC for an outbound QoS 2 message: now waiting for PUBCOMP."""
+        delivery = self.inflight.get(packet_id)
+        if delivery is not None and delivery.qos == 2:
+            delivery.released = True
+        return delivery
+
+    def resend_list(self) -> list[Delivery]:
+        """Unacknowledged exchanges, in order, to resend on resume [MQTT-4.4.0-1]."""
+        for delivery in self.inflight.values():
+            if not delivery.released:
+                delivery.dup = True
+        return list(self.inflight.values())
+
+    def drop_inflight(self, packet_id: int) -> None:
+        """Forget an exchange the client can never receive (too large for it)."""
+        if self.inflight.pop(packet_id, None) is not None:
+            self.stats.dropped_too_large += 1
+
+    def message_count(self) -> int:
+        return len(self.queue) + len(self.inflight)
+
+    def clear_messages(self) -> None:
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.inflight.clear()
+        self.awaiting_rel.clear()
+
+
+def make_delivery(message: Message, qos: int, retain: bool, ids: tuple[int, ...]) -> Delivery:
+    return Delivery(message=message, qos=qos, retain=retain, subscription_identifiers=ids)

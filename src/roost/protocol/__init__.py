@@ -1,0 +1,1 @@
+"""Sans-IO per-connection MQTT state machine (server side)."""

@@ -1,0 +1,404 @@
+"""Server side of one MQTT connection, sans-IO: bytes in -> events, packets -> bytes out.
+
+It frames and decodes what the client sends, enforces the rules of the connection's state
+(CONNECT first and once, topic aliases, the inbound Receive Maximum quota, the maximum
+packet size, keep alive) and encodes what the server sends within the client's limits.
+Time comes in as `now`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from roost.errors import MQTTError, PacketTooLarge, UnsupportedProtocolVersion
+from roost.mqtt.codec import decode, decode_connect, encode, encode_publish, read_frame
+from roost.mqtt.constants import PacketType, ProtocolVersion, ReasonCode
+from roost.mqtt.packets import (
+    NO_PROPERTIES,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingresp,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
+)
+from roost.protocol import events as ev
+from roost.protocol.topic_alias import InboundAliases, OutboundAliases
+
+
+class State(enum.Enum):
+    AWAIT_CONNECT = "await_connect"  # nothing received yet
+    CONNECTING = "connecting"  # CONNECT received, the server has not answered yet
+    CONNECTED = "connected"  # CONNACK 0x00 sent
+    CLOSED = "closed"  # nothing more is read or sent but what is queued
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLimits:
+    """What the server accepts on this connection (from config and the listener)."""
+
+    max_packet_size: int = 1_048_576
+    receive_maximum: int = 64
+    max_awaiting_rel: int = 64
+    topic_alias_maximum: int = 10
+    maximum_qos: int = 2
+    retain_available: bool = True
+    max_topic_length: int = 65_535
+    max_topic_levels: int = 128
+
+
+# Packets a client never sends: receiving one is a Protocol Error.
+_SERVER_ONLY = frozenset(
+    {PacketType.CONNACK, PacketType.SUBACK, PacketType.UNSUBACK, PacketType.PINGRESP}
+)
+
+# Packets whose reason string and user properties may be withheld when the client asked
+# for no problem information [MQTT-3.1.2-29].
+_PROBLEM_INFO_ALWAYS = frozenset({PacketType.PUBLISH, PacketType.CONNACK, PacketType.DISCONNECT})
+
+
+class ServerConnection:
+    """One client's connection as the server sees it."""
+
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        topic_name_valid: Callable[[str], bool],
+        now: float = 0.0,
+    ) -> None:
+        self.limits = limits
+        self._topic_name_valid = topic_name_valid
+        self.state = State.AWAIT_CONNECT
+        self.version: ProtocolVersion | None = None
+        self._in = bytearray()
+        self._out: list[bytes] = []
+        self.opened_at = now
+        self.last_received = now
+        self.keep_alive = 0
+        # Negotiated from the client's CONNECT properties.
+        self.client_receive_maximum = 65_535
+        self.client_max_packet_size = 268_435_460
+        self.request_problem_information = True
+        self.session_expiry_interval = 0
+        self._inbound_aliases = InboundAliases(limits.topic_alias_maximum)
+        self._outbound_aliases = OutboundAliases(0)
+        # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
+        self._inbound_unacked: set[int] = set()
+        self._handlers: dict[int, Callable[[Packet], ev.Event | None]] = {
+            PacketType.PUBLISH: self._on_publish,
+            PacketType.PUBACK: lambda p: ev.PubackReceived(p),  # type: ignore[arg-type]
+            PacketType.PUBREC: lambda p: ev.PubrecReceived(p),  # type: ignore[arg-type]
+            PacketType.PUBREL: lambda p: ev.PubrelReceived(p),  # type: ignore[arg-type]
+            PacketType.PUBCOMP: lambda p: ev.PubcompReceived(p),  # type: ignore[arg-type]
+            PacketType.SUBSCRIBE: self._on_subscribe,
+            PacketType.UNSUBSCRIBE: lambda p: ev.UnsubscribeReceived(p),  # type: ignore[arg-type]
+            PacketType.PINGREQ: self._on_pingreq,
+            PacketType.DISCONNECT: self._on_disconnect,
+            PacketType.AUTH: lambda p: ev.AuthReceived(p),  # type: ignore[arg-type]
+        }
+
+    # -- input ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[ev.Event]:
+        """Feed bytes from the network; returns the events they complete, in order."""
+        if self.state is State.CLOSED:
+            return []
+        self.last_received = now
+        buf = self._in
+        buf += data
+        events: list[ev.Event] = []
+        offset = 0
+        view = memoryview(buf)
+        try:
+            while self.state is not State.CLOSED:
+                frame = read_frame(view[offset:], self.limits.max_packet_size)
+                if frame is None:
+                    break
+                first_byte, body, length = frame
+                del frame
+                event = self._on_frame(first_byte, body)
+                body.release()
+                offset += length
+                if event is not None:
+                    events.append(event)
+        except MQTTError as exc:
+            events.append(self._failed_on_input(exc))
+        view.release()
+        if offset:
+            try:
+                del buf[:offset]
+            except BufferError:  # a view is still alive somewhere: copy instead
+                self._in = bytearray(buf[offset:])
+        return events
+
+    def _on_frame(self, first_byte: int, body: memoryview) -> ev.Event | None:
+        packet_type = first_byte >> 4
+        if self.state is State.AWAIT_CONNECT:
+            if packet_type != PacketType.CONNECT:
+                # The first packet must be CONNECT [MQTT-3.1.0-1]: close without CONNACK.
+                return self.close(ReasonCode.PROTOCOL_ERROR, "first packet is not CONNECT")
+            return self._on_connect(first_byte, body)
+        assert self.version is not None
+        if packet_type == PacketType.CONNECT:
+            # A second CONNECT is a Protocol Error [MQTT-3.1.0-2].
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
+        if packet_type in _SERVER_ONLY:
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "packet type not sent by clients")
+        packet = decode(first_byte, body, self.version)
+        if self.state is State.CONNECTING and packet_type not in (
+            PacketType.AUTH,
+            PacketType.DISCONNECT,
+        ):
+            # Only AUTH (or DISCONNECT) may follow CONNECT before CONNACK [MQTT-3.1.4-7]
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "packet before CONNACK")
+        return self._handlers[packet_type](packet)
+
+    def _on_connect(self, first_byte: int, body: memoryview) -> ev.Event:
+        try:
+            connect = decode_connect(first_byte, body)
+        except UnsupportedProtocolVersion as exc:
+            requested = getattr(exc, "requested_version", None)
+            if requested == ProtocolVersion.V5:
+                self.version = ProtocolVersion.V5
+            elif requested is not None:
+                self.version = ProtocolVersion.V311
+            if self.version is not None:
+                # [MQTT-3.1.2-2]: CONNACK 0x84 (v5) / 0x01 (3.x), then close.
+                self.refuse(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION)
+            return self.close(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, str(exc))
+        except MQTTError:
+            self.version = None
+            raise
+        self.version = connect.protocol_version
+        self.state = State.CONNECTING
+        props = connect.properties
+        self.keep_alive = connect.keep_alive
+        if connect.protocol_version == ProtocolVersion.V5:
+            if props.receive_maximum is not None:
+                self.client_receive_maximum = props.receive_maximum
+            if props.maximum_packet_size is not None:
+                self.client_max_packet_size = props.maximum_packet_size
+            if props.request_problem_information == 0:
+                self.request_problem_information = False
+            self._outbound_aliases = OutboundAliases(props.topic_alias_maximum or 0)
+            self.session_expiry_interval = props.session_expiry_interval or 0
+        return ev.ConnectReceived(connect)
+
+    def _on_publish(self, packet: Packet) -> ev.Event | None:
+        assert isinstance(packet, Publish)
+        assert self.version is not None
+        limits = self.limits
+        if packet.qos > limits.maximum_qos:
+            # [MQTT-3.2.2-12]: QoS above Maximum QoS -> DISCONNECT 0x9B
+            return self.fail(ReasonCode.QOS_NOT_SUPPORTED, "QoS not supported")
+        if packet.retain and not limits.retain_available:
+            # [MQTT-3.2.2-15]: RETAIN when Retain Available is 0 -> DISCONNECT 0x9A
+            return self.fail(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
+        alias = packet.properties.topic_alias
+        topic = packet.topic
+        if alias is not None:
+            resolved = self._inbound_aliases.resolve(topic, alias)
+            if isinstance(resolved, int):
+                return self.fail(resolved, "topic alias invalid")
+            topic = resolved
+        if not self._topic_name_valid(topic):
+            # Wildcards, NUL or an empty topic name [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+            return self.fail(ReasonCode.TOPIC_NAME_INVALID, "topic name invalid")
+        if alias is not None or topic is not packet.topic:
+            packet = replace(
+                packet,
+                topic=topic,
+                properties=replace(packet.properties, topic_alias=None),
+            )
+        duplicate = False
+        if packet.qos > 0:
+            assert packet.packet_id is not None
+            if packet.packet_id in self._inbound_unacked:
+                duplicate = packet.qos == 2
+            else:
+                quota = (
+                    limits.receive_maximum
+                    if self.version == ProtocolVersion.V5
+                    else limits.max_awaiting_rel
+                )
+                if len(self._inbound_unacked) >= quota:
+                    # [MQTT-3.3.4-7]: more than Receive Maximum unacknowledged -> 0x93
+                    return self.fail(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
+                self._inbound_unacked.add(packet.packet_id)
+        return ev.PublishReceived(packet, duplicate)
+
+    def _on_subscribe(self, packet: Packet) -> ev.Event | None:
+        assert isinstance(packet, Subscribe)
+        return ev.SubscribeReceived(packet)
+
+    def _on_pingreq(self, packet: Packet) -> None:
+        # [MQTT-3.12.4-1]: the server MUST send PINGRESP in response to PINGREQ.
+        self.send(Pingresp())
+        return None
+
+    def _on_disconnect(self, packet: Packet) -> ev.Event:
+        assert isinstance(packet, Disconnect)
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None and expiry != 0 and self.session_expiry_interval == 0:
+            # [MQTT-3.14.2-2]: expiry may not be set on DISCONNECT if it was 0 on CONNECT
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "session expiry interval was 0")
+        self.state = State.CLOSED
+        return ev.DisconnectReceived(packet)
+
+    def _failed_on_input(self, exc: MQTTError) -> ev.Event:
+        if isinstance(exc, PacketTooLarge):
+            return self.fail(ReasonCode.PACKET_TOO_LARGE, str(exc))
+        return self.fail(exc.reason_code, str(exc))
+
+    # -- decisions from the server -------------------------------------------------------
+
+    def accept(self, connack: Connack) -> None:
+        """Send a successful CONNACK and enter the connected state."""
+        self.state = State.CONNECTED
+        self.send(connack)
+
+    def refuse(self, reason_code: int, properties: Properties = NO_PROPERTIES) -> None:
+        """Send CONNACK with a failure reason code; the server closes afterwards [MQTT-3.2.2-7]."""
+        self.send(Connack(session_present=False, reason_code=reason_code, properties=properties))
+        self.state = State.CLOSED
+
+    def fail(self, reason_code: int, reason: str) -> ev.ProtocolFailed:
+        """Close because of an error; in v5 after CONNACK a DISCONNECT carries the reason
+        [MQTT-4.13.1-1]. Before CONNACK, a CONNACK with the reason code is sent (v5)."""
+        if self.state is State.CLOSED:
+            return ev.ProtocolFailed(reason_code, reason)
+        if self.version == ProtocolVersion.V5:
+            if self.state is State.CONNECTED:
+                props = Properties(reason_string=reason) if self.request_problem_information else NO_PROPERTIES
+                self.send(Disconnect(reason_code=reason_code, properties=props))
+            elif self.state is State.CONNECTING:
+                self.send(Connack(reason_code=reason_code))
+        self.state = State.CLOSED
+        return ev.ProtocolFailed(reason_code, reason)
+
+    def close(self, reason_code: int, reason: str) -> ev.ProtocolFailed:
+        """Close without sending anything."""
+        self.state = State.CLOSED
+        return ev.ProtocolFailed(reason_code, reason)
+
+    def disconnect(self, reason_code: int, reason: str | None = None) -> None:
+        """Server-initiated DISCONNECT (v5 only sends a packet) and close."""
+        if self.state is State.CONNECTED and self.version == ProtocolVersion.V5:
+            props = Properties(reason_string=reason) if reason and self.request_problem_information else NO_PROPERTIES
+            self.send(Disconnect(reason_code=reason_code, properties=props))
+        self.state = State.CLOSED
+
+    def inbound_completed(self, packet_id: int) -> None:
+        """The server sent PUBACK / PUBCOMP for an inbound exchange: the quota is freed."""
+        self._inbound_unacked.discard(packet_id)
+
+    # -- output --------------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        """Encode a packet for the client, within its Maximum Packet Size [MQTT-3.1.2-24]."""
+        assert self.version is not None
+        version = self.version
+        if version == ProtocolVersion.V5:
+            props: Properties | None = getattr(packet, "properties", None)
+            if (
+                props is not None
+                and not self.request_problem_information
+                and packet.packet_type not in _PROBLEM_INFO_ALWAYS
+                and (props.reason_string is not None or props.user_properties)
+            ):
+                packet = replace(packet, properties=replace(props, reason_string=None, user_properties=()))  # type: ignore[arg-type, call-arg]
+            data = encode(packet, version)
+            if len(data) > self.client_max_packet_size and props is not None:
+                # Drop the reason string and user properties first [MQTT-3.1.2-25]
+                packet = replace(packet, properties=replace(props, reason_string=None, user_properties=()))  # type: ignore[arg-type, call-arg]
+                data = encode(packet, version)
+        else:
+            data = encode(packet, version)
+        self._out.append(data)
+
+    def send_publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        dup: bool,
+        packet_id: int | None,
+        properties: Properties,
+    ) -> bool:
+        """Encode an outgoing PUBLISH, using a topic alias where the client allows one.
+        Returns False (nothing sent) when it is larger than the client accepts."""
+        assert self.version is not None
+        wire_topic = topic
+        if self.version == ProtocolVersion.V5 and self._outbound_aliases.maximum:
+            alias, known = self._outbound_aliases.assign(topic)
+            if alias:
+                properties = replace(properties, topic_alias=alias)
+                if known:
+                    wire_topic = ""
+        data = encode_publish(
+            wire_topic, payload, qos, retain, dup, packet_id, properties, self.version
+        )
+        if len(data) > self.client_max_packet_size:
+            if wire_topic != topic or properties.topic_alias is not None:
+                self._outbound_aliases.forget(topic)
+            return False
+        self._out.append(data)
+        return True
+
+    def send_puback(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
+        self.send(Puback(packet_id=packet_id, reason_code=reason_code))
+        self.inbound_completed(packet_id)
+
+    def send_pubrec(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
+        self.send(Pubrec(packet_id=packet_id, reason_code=reason_code))
+        if reason_code >= 0x80:
+            self.inbound_completed(packet_id)
+
+    def send_pubrel(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
+        self.send(Pubrel(packet_id=packet_id, reason_code=reason_code))
+
+    def send_pubcomp(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
+        self.send(Pubcomp(packet_id=packet_id, reason_code=reason_code))
+        self.inbound_completed(packet_id)
+
+    def send_suback(self, packet_id: int, reason_codes: tuple[int, ...]) -> None:
+        self.send(Suback(packet_id=packet_id, reason_codes=reason_codes))
+
+    def send_unsuback(self, packet_id: int, reason_codes: tuple[int, ...]) -> None:
+        self.send(Unsuback(packet_id=packet_id, reason_codes=reason_codes))
+
+    def send_auth(self, reason_code: int, properties: Properties) -> None:
+        self.send(Auth(reason_code=reason_code, properties=properties))
+
+    def data_to_send(self) -> bytes:
+        """Everything encoded since the last call, as one buffer (one write per turn)."""
+        if not self._out:
+            return b""
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        return data
+
+    # -- time ----------------------------------------------------------------------------
+
+    def keep_alive_deadline(self) -> float | None:
+        """When the connection must be closed if nothing arrives [MQTT-3.1.2-24 (3.1.1)]:
+        one and a half times the keep alive after the last packet."""
+        if self.keep_alive == 0:
+            return None
+        return self.last_received + 1.5 * self.keep_alive
+
+
+__all__ = ["Connect", "ConnectionLimits", "ServerConnection", "State", "Unsubscribe"]

@@ -1,0 +1,1 @@
+"""The imperative shell: bytes -> protocol -> auth/core, timers, startup and shutdown."""

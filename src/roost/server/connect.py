@@ -1,0 +1,103 @@
+"""CONNECT handling: client identifier rules, keep alive and session expiry negotiation,
+and the CONNACK properties. Pure decisions over the packet and the config."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from roost.config import MQTTConfig
+from roost.core.broker import NEVER_EXPIRES
+from roost.mqtt.constants import ProtocolVersion, ReasonCode
+from roost.mqtt.packets import Connect, Properties
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """The outcome of CONNECT's parameters against the server's limits."""
+
+    client_id: str
+    assigned: bool
+    keep_alive: int
+    session_expiry_interval: int
+
+
+class ConnectRefused(Exception):
+    def __init__(self, reason_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.reason_code = reason_code
+
+
+def assign_client_id() -> str:
+    return "roost-" + secrets.token_hex(8)
+
+
+def negotiate(connect: Connect, config: MQTTConfig) -> Negotiated:
+    """Apply the client-id, keep-alive and session-expiry rules; raise ConnectRefused."""
+    version = connect.protocol_version
+    client_id = connect.client_id
+    assigned = False
+    if not client_id:
+        if version == ProtocolVersion.V5:
+            # [MQTT-3.1.3-6] a zero-length ClientID is assigned one, returned in CONNACK.
+            if not config.allow_empty_client_id:
+                raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+        elif version == ProtocolVersion.V31 or not connect.clean_start:
+            # 3.1 requires 1..23 characters; 3.1.1 allows empty only with clean session
+            # [MQTT-3.1.3-8]: CONNACK 0x02 Identifier rejected.
+            raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+        elif not config.allow_empty_client_id:
+            raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id")
+        client_id = assign_client_id()
+        assigned = True
+    elif len(client_id.encode()) > config.max_client_id_length:
+        raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
+
+    keep_alive = connect.keep_alive
+    if config.max_keep_alive < 65_535 and (keep_alive == 0 or keep_alive > config.max_keep_alive):
+        if version == ProtocolVersion.V5:
+            # Server Keep Alive tells the client the value to use [MQTT-3.2.2-21].
+            keep_alive = config.max_keep_alive
+        elif keep_alive > config.max_keep_alive:
+            # 3.x has no way to tell the client; refuse rather than cut it off later.
+            raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "keep alive too long")
+
+    if version == ProtocolVersion.V5:
+        expiry = connect.properties.session_expiry_interval or 0
+    else:
+        # 3.x: clean session 0 keeps the session; the server caps how long.
+        expiry = 0 if connect.clean_start else NEVER_EXPIRES
+    if expiry > config.max_session_expiry_interval:
+        expiry = config.max_session_expiry_interval
+    return Negotiated(client_id, assigned, keep_alive, expiry)
+
+
+def connack_properties(
+    connect: Connect,
+    negotiated: Negotiated,
+    config: MQTTConfig,
+    max_packet_size: int,
+    response_information: str | None,
+) -> Properties:
+    """CONNACK properties for a v5 client: the server's limits and capabilities."""
+    requested_expiry = connect.properties.session_expiry_interval or 0
+    return Properties(
+        session_expiry_interval=(
+            negotiated.session_expiry_interval
+            if negotiated.session_expiry_interval != requested_expiry
+            else None
+        ),
+        assigned_client_identifier=negotiated.client_id if negotiated.assigned else None,
+        server_keep_alive=(
+            negotiated.keep_alive if negotiated.keep_alive != connect.keep_alive else None
+        ),
+        receive_maximum=config.receive_maximum,
+        maximum_qos=config.maximum_qos if config.maximum_qos < 2 else None,
+        retain_available=None if config.retain_available else 0,
+        maximum_packet_size=max_packet_size,
+        topic_alias_maximum=config.topic_alias_maximum or None,
+        wildcard_subscription_available=1 if config.wildcard_subscription_available else 0,
+        subscription_identifier_available=1 if config.subscription_identifier_available else 0,
+        shared_subscription_available=1 if config.shared_subscription_available else 0,
+        response_information=response_information,
+    )

@@ -1,0 +1,32 @@
+"""What every connection handler shares: the broker, config, auth hooks, clocks, registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from roost.auth.base import AuthChain
+from roost.config import Config
+from roost.core.broker import Broker
+from roost.core.session import SessionKey
+
+if TYPE_CHECKING:
+    from roost.server.handler import ConnectionHandler
+
+
+@dataclass(slots=True)
+class ServerContext:
+    config: Config
+    broker: Broker
+    auth: AuthChain = field(default_factory=AuthChain)
+    # Wall clock for the broker's domain (expiry survives restarts); the event loop's
+    # monotonic clock is used for keep alive and connect timeouts.
+    clock: Callable[[], float] = time.time
+    # The live connection of each session, for takeover [MQTT-3.1.4-3].
+    connections: dict[SessionKey, ConnectionHandler] = field(default_factory=dict)
+    # Every open network connection (also those without CONNECT yet).
+    handlers: set[ConnectionHandler] = field(default_factory=set)
+    started_at: float = field(default_factory=time.time)
+    assigned_ids: int = 0

@@ -1,0 +1,427 @@
+"""One network connection's glue: transport bytes -> protocol events -> broker, and the
+session's outbox -> protocol -> transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Protocol
+
+from roost.auth.base import AuthOutcome, ClientInfo, EnhancedAuthenticator
+from roost.core.message import DEFAULT_TENANT, Delivery, Message
+from roost.core.session import Session
+from roost.errors import MQTTError
+from roost.mqtt.constants import ProtocolVersion, ReasonCode
+from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
+from roost.protocol import events as ev
+from roost.protocol.connection import ConnectionLimits, ServerConnection, State
+from roost.server import inbound
+from roost.server.connect import ConnectRefused, connack_properties, negotiate
+from roost.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What the handler needs from a transport (asyncio.Transport fits)."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class ConnectionHandler:
+    """Owns a ServerConnection, and once connected, the client's Session."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        transport: Transport,
+        listener: str,
+        peer: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        self.listener = listener
+        self.peer = peer
+        self.loop = loop
+        m = ctx.config.mqtt
+        limits = ConnectionLimits(
+            max_packet_size=m.max_packet_size,
+            receive_maximum=m.receive_maximum,
+            max_awaiting_rel=m.max_awaiting_rel,
+            topic_alias_maximum=m.topic_alias_maximum,
+            maximum_qos=m.maximum_qos,
+            retain_available=m.retain_available,
+            max_topic_length=m.max_topic_length,
+            max_topic_levels=m.max_topic_levels,
+        )
+        self.conn = ServerConnection(limits, inbound.topic_name_checker(m), loop.time())
+        self.session: Session | None = None
+        self.client: ClientInfo | None = None
+        self.will: Message | None = None
+        self.will_delay = 0
+        self._connect: Connect | None = None
+        self._enhanced: EnhancedAuthenticator | None = None
+        self._auth_method: str | None = None
+        self._paused = False
+        self._flush_scheduled = False
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = loop.call_later(m.connect_timeout, self._on_connect_timeout)
+        ctx.handlers.add(self)
+
+    # -- transport callbacks -------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            events = self.conn.receive_data(data, self.loop.time())
+            for event in events:
+                self._dispatch(event)
+                if self._closed:
+                    return
+        except MQTTError as exc:
+            self.conn.fail(exc.reason_code, str(exc))
+            self._close_with_will()
+            return
+        except Exception:
+            log.exception("internal error on connection from %s", self.peer)
+            self.conn.fail(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "internal error")
+            self._close_with_will()
+            return
+        self._write_out()
+        if self.conn.state is State.CLOSED and not self._closed:
+            self._close(publish_will=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The network connection is gone (error, peer close or our own close)."""
+        if not self._closed:
+            self._finish(publish_will=True)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self.wake()
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _dispatch(self, event: ev.Event) -> None:
+        if isinstance(event, ev.PublishReceived):
+            inbound.on_publish(self, event)
+        elif isinstance(event, ev.PubackReceived):
+            inbound.on_puback(self, event.packet.packet_id)
+        elif isinstance(event, ev.PubrecReceived):
+            inbound.on_pubrec(self, event.packet)
+        elif isinstance(event, ev.PubrelReceived):
+            inbound.on_pubrel(self, event.packet.packet_id)
+        elif isinstance(event, ev.PubcompReceived):
+            inbound.on_puback(self, event.packet.packet_id)
+        elif isinstance(event, ev.SubscribeReceived):
+            inbound.on_subscribe(self, event.packet)
+        elif isinstance(event, ev.UnsubscribeReceived):
+            inbound.on_unsubscribe(self, event.packet)
+        elif isinstance(event, ev.ConnectReceived):
+            self._on_connect(event.packet)
+        elif isinstance(event, ev.AuthReceived):
+            self._on_auth(event.packet.reason_code, event.packet.properties)
+        elif isinstance(event, ev.DisconnectReceived):
+            self._on_disconnect(event.packet.reason_code, event.packet.properties)
+        elif isinstance(event, ev.ProtocolFailed):
+            log.info("closing %s (%s): %s", self.client_id_for_log, self.peer, event.reason)
+            self._close_with_will()
+
+    @property
+    def client_id_for_log(self) -> str:
+        return self.client.client_id if self.client else "-"
+
+    # -- CONNECT and AUTH ----------------------------------------------------------------
+
+    def _on_connect(self, connect: Connect) -> None:
+        m = self.ctx.config.mqtt
+        try:
+            negotiated = negotiate(connect, m)
+        except ConnectRefused as exc:
+            log.info("refused CONNECT from %s: %s", self.peer, exc)
+            self.conn.refuse(exc.reason_code)
+            return
+        self._connect = replace(connect, client_id=negotiated.client_id)
+        self._negotiated = negotiated
+        self.client = ClientInfo(
+            tenant=DEFAULT_TENANT,
+            client_id=negotiated.client_id,
+            username=connect.username,
+            protocol_version=connect.protocol_version,
+            listener=self.listener,
+            peer=self.peer,
+        )
+        method = connect.properties.authentication_method
+        if method is not None:
+            self._auth_method = method
+            self._enhanced = self.ctx.auth.enhanced_for(method)
+            if self._enhanced is None:
+                # [MQTT-4.12.0-1]: unsupported Authentication Method -> CONNACK 0x8C.
+                self.conn.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
+                return
+            self._auth_step(self._enhanced.start(self.client, connect.properties.authentication_data))
+            return
+        self._authenticate_and_accept()
+
+    def _auth_step(self, step: object) -> None:
+        from roost.auth.base import AuthStep
+
+        assert isinstance(step, AuthStep)
+        if step.outcome is AuthOutcome.CONTINUE:
+            self.conn.send_auth(
+                ReasonCode.CONTINUE_AUTHENTICATION,
+                Properties(authentication_method=self._auth_method, authentication_data=step.data),
+            )
+        elif step.outcome is AuthOutcome.SUCCESS:
+            if self.conn.state is State.CONNECTED:
+                self.conn.send_auth(
+                    ReasonCode.SUCCESS,
+                    Properties(authentication_method=self._auth_method, authentication_data=step.data),
+                )
+            else:
+                self._success_auth_data = step.data
+                self._authenticate_and_accept()
+        else:
+            if self.conn.state is State.CONNECTED:
+                self.conn.disconnect(step.reason_code, "re-authentication failed")
+            else:
+                self.conn.refuse(step.reason_code)
+
+    def _on_auth(self, reason_code: int, properties: Properties) -> None:
+        if (
+            self._enhanced is None
+            or self.client is None
+            or properties.authentication_method != self._auth_method
+        ):
+            # AUTH without a method in use, or a different method [MQTT-4.12.0-5]
+            self.conn.fail(ReasonCode.PROTOCOL_ERROR, "unexpected AUTH")
+            self._close_with_will()
+            return
+        if reason_code == ReasonCode.RE_AUTHENTICATE and self.conn.state is State.CONNECTED:
+            self._auth_step(self._enhanced.start(self.client, properties.authentication_data))
+        elif reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
+            self._auth_step(self._enhanced.step(self.client, properties.authentication_data))
+        else:
+            self.conn.fail(ReasonCode.PROTOCOL_ERROR, "bad AUTH reason code")
+            self._close_with_will()
+
+    def _authenticate_and_accept(self) -> None:
+        ctx = self.ctx
+        connect, client = self._connect, self.client
+        assert connect is not None and client is not None
+        if self._enhanced is None:
+            decision = ctx.auth.authenticate(connect, client)
+            if not decision.allowed:
+                code = decision.reason_code or ReasonCode.NOT_AUTHORIZED
+                self.conn.refuse(code)
+                return
+            if decision.tenant is not None:
+                client = self.client = replace(client, tenant=decision.tenant)
+        negotiated = self._negotiated
+        key = (client.tenant, client.client_id)
+        old = ctx.connections.get(key)
+        if old is not None:
+            # Session takeover: the existing connection is closed [MQTT-3.1.4-3] with 0x8E.
+            old.take_over()
+        now = ctx.clock()
+        session, present = ctx.broker.open_session(
+            client.tenant, client.client_id, connect.clean_start, negotiated.session_expiry_interval, now
+        )
+        self.session = session
+        ctx.connections[key] = self
+        session.wake = self.wake
+        self._set_will(connect, now)
+        self.conn.keep_alive = negotiated.keep_alive
+        self.conn.session_expiry_interval = negotiated.session_expiry_interval
+        props = NO_PROPERTIES
+        if connect.protocol_version == ProtocolVersion.V5:
+            m = ctx.config.mqtt
+            response_info = None
+            if connect.properties.request_response_information == 1 and m.response_topic_prefix:
+                response_info = m.response_topic_prefix + client.client_id
+            props = connack_properties(connect, negotiated, m, m.max_packet_size, response_info)
+            if self._enhanced is not None:
+                props = replace(
+                    props,
+                    authentication_method=self._auth_method,
+                    authentication_data=getattr(self, "_success_auth_data", None),
+                )
+        # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
+        self.conn.accept(Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props))
+        self._cancel_timer()
+        self._arm_keep_alive()
+        log.debug("client %s connected from %s (session present %s)", client.client_id, self.peer, present)
+        if present:
+            self._resend_inflight()
+        self.wake()
+
+    def _set_will(self, connect: Connect, now: float) -> None:
+        will = connect.will
+        if will is None:
+            return
+        expiry = will.properties.message_expiry_interval
+        self.will = Message(
+            tenant=self.session.tenant if self.session else DEFAULT_TENANT,
+            topic=will.topic,
+            payload=will.payload,
+            qos=will.qos,
+            retain=will.retain,
+            properties=replace(will.properties, will_delay_interval=None, message_expiry_interval=None),
+            expires_at=None if expiry is None else now + expiry,
+            publisher=connect.client_id,
+            created_at=now,
+        )
+        self.will_delay = will.properties.will_delay_interval or 0
+
+    def _resend_inflight(self) -> None:
+        """Resend unacknowledged PUBLISH (DUP=1) and PUBREL on resume [MQTT-4.4.0-1]."""
+        session = self.session
+        assert session is not None
+        for delivery in session.resend_list():
+            if delivery.released:
+                self.conn.send_pubrel(delivery.packet_id)
+            else:
+                self.send_delivery(delivery)
+
+    # -- DISCONNECT ------------------------------------------------------------------------
+
+    def _on_disconnect(self, reason_code: int, properties: Properties) -> None:
+        if properties.session_expiry_interval is not None and self.session is not None:
+            expiry = min(properties.session_expiry_interval, self.ctx.config.mqtt.max_session_expiry_interval)
+            self.session.expiry_interval = expiry
+        # A normal DISCONNECT discards the will [MQTT-3.14.4-3]; 0x04 keeps it.
+        publish_will = reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
+        self._close(publish_will=publish_will)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something was queued for this connection: flush once, later in this loop turn."""
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed or self._paused or self.session is None:
+            return
+        if self.conn.state is not State.CONNECTED:
+            return
+        window = min(self.conn.client_receive_maximum, self.ctx.config.mqtt.max_inflight)
+        now = self.ctx.clock()
+        for delivery in self.session.take_ready(window, now):
+            self.send_delivery(delivery, now)
+        self._write_out()
+
+    def send_delivery(self, delivery: Delivery, now: float | None = None) -> None:
+        message = delivery.message
+        props = message.properties
+        if self.conn.version == ProtocolVersion.V5:
+            expiry = message.remaining_expiry(self.ctx.clock() if now is None else now)
+            if expiry is not None or delivery.subscription_identifiers:
+                props = replace(
+                    props,
+                    message_expiry_interval=expiry,
+                    subscription_identifiers=delivery.subscription_identifiers,
+                )
+        sent = self.conn.send_publish(
+            message.topic,
+            message.payload,
+            delivery.qos,
+            delivery.retain,
+            delivery.dup,
+            delivery.packet_id if delivery.qos else None,
+            props,
+        )
+        stats = self.ctx.broker.stats
+        if sent:
+            stats.messages_sent += 1
+            stats.publish_bytes_sent += len(message.payload)
+        else:
+            # Too large for this client: dropped for it alone [MQTT-3.1.2-24].
+            stats.messages_dropped += 1
+            if delivery.qos and self.session is not None:
+                self.session.drop_inflight(delivery.packet_id)
+
+    def _write_out(self) -> None:
+        data = self.conn.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_connect_timeout(self) -> None:
+        self._timer = None
+        if self.conn.state in (State.AWAIT_CONNECT, State.CONNECTING):
+            log.info("no CONNECT from %s in time; closing", self.peer)
+            self._close(publish_will=False)
+
+    def _arm_keep_alive(self) -> None:
+        deadline = self.conn.keep_alive_deadline()
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_keep_alive)
+
+    def _on_keep_alive(self) -> None:
+        self._timer = None
+        deadline = self.conn.keep_alive_deadline()
+        if deadline is None or self._closed:
+            return
+        if self.loop.time() >= deadline:
+            # Nothing within 1.5 x Keep Alive: close as if the network failed [MQTT-3.1.2-24].
+            log.info("keep alive timeout for %s", self.client_id_for_log)
+            self.conn.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+            self._write_out()
+            self._close(publish_will=True)
+        else:
+            self._timer = self.loop.call_at(deadline, self._on_keep_alive)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def take_over(self) -> None:
+        """Another connection took this client's session [MQTT-3.1.4-3]: DISCONNECT 0x8E."""
+        self.conn.disconnect(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
+        self._write_out()
+        self._close(publish_will=True)
+
+    def shutdown(self) -> None:
+        """The server is stopping: DISCONNECT 0x8B to v5 clients, no will."""
+        self.conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+        self._write_out()
+        self._close(publish_will=False)
+
+    def _close_with_will(self) -> None:
+        self._write_out()
+        self._close(publish_will=True)
+
+    def _close(self, publish_will: bool) -> None:
+        if self._closed:
+            return
+        self._finish(publish_will)
+        self.transport.close()
+
+    def _finish(self, publish_will: bool) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.ctx.handlers.discard(self)
+        session = self.session
+        if session is None:
+            return
+        if self.ctx.connections.get(session.key) is self:
+            del self.ctx.connections[session.key]
+        will = self.will if publish_will else None
+        self.ctx.broker.connection_closed(session, will, self.will_delay, self.ctx.clock())
+        self.session = None

@@ -1,0 +1,254 @@
+"""What the server does with each packet a connected client sends: the publish pipeline
+of named checks, acknowledgements, SUBSCRIBE and UNSUBSCRIBE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from roost.auth.base import Action
+from roost.config import MQTTConfig
+from roost.core.message import Message
+from roost.core.session import SessionSubscription
+from roost.core.topics import is_dollar_topic, is_valid_topic_filter, is_valid_topic_name, parse_shared
+from roost.mqtt.constants import ProtocolVersion, ReasonCode
+from roost.mqtt.packets import Properties, Pubrec, Publish, Subscribe, Subscription, Unsubscribe
+from roost.protocol import events as ev
+
+if TYPE_CHECKING:
+    from roost.server.handler import ConnectionHandler
+
+
+def topic_name_checker(config: MQTTConfig) -> Callable[[str], bool]:
+    max_length, max_levels = config.max_topic_length, config.max_topic_levels
+
+    def check(topic_name: str) -> bool:
+        return is_valid_topic_name(topic_name, max_length, max_levels)
+
+    return check
+
+
+# -- PUBLISH ------------------------------------------------------------------------------
+
+
+def check_user_properties(h: ConnectionHandler, packet: Publish) -> int | None:
+    if len(packet.properties.user_properties) > h.ctx.config.mqtt.max_user_properties:
+        return ReasonCode.QUOTA_EXCEEDED
+    return None
+
+
+def check_system_topic(h: ConnectionHandler, packet: Publish) -> int | None:
+    """Clients may not publish into $SYS, which is the broker's own."""
+    if packet.topic.startswith("$SYS"):
+        return ReasonCode.NOT_AUTHORIZED
+    return None
+
+
+def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
+    assert h.client is not None
+    decision = h.ctx.auth.authorize(h.client, Action.PUBLISH, packet.topic, packet.qos, packet.retain)
+    return None if decision.allowed else (decision.reason_code or ReasonCode.NOT_AUTHORIZED)
+
+
+PUBLISH_CHECKS: tuple[Callable[[ConnectionHandler, Publish], int | None], ...] = (
+    check_user_properties,
+    check_system_topic,
+    check_authorized,
+)
+
+
+def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
+    packet = event.packet
+    session = h.session
+    assert session is not None and packet.packet_id is not None or packet.qos == 0
+    assert session is not None
+    conn = h.conn
+    if event.duplicate:
+        # Already received, PUBREL outstanding: acknowledge again, do not deliver twice.
+        conn.send_pubrec(packet.packet_id or 0)
+        return
+    if packet.qos == 2 and packet.packet_id in session.awaiting_rel:
+        # Resent after a reconnect before PUBREL arrived [MQTT-4.3.3-10]
+        conn.send_pubrec(packet.packet_id)
+        return
+    refused: int | None = None
+    for check in PUBLISH_CHECKS:
+        refused = check(h, packet)
+        if refused is not None:
+            break
+    matched = 0
+    if refused is None:
+        now = h.ctx.clock()
+        props = packet.properties
+        expiry = props.message_expiry_interval
+        if expiry is not None or props.subscription_identifiers:
+            props = Properties(
+                payload_format_indicator=props.payload_format_indicator,
+                content_type=props.content_type,
+                response_topic=props.response_topic,
+                correlation_data=props.correlation_data,
+                user_properties=props.user_properties,
+            )
+        message = Message(
+            tenant=session.tenant,
+            topic=packet.topic,
+            payload=packet.payload,
+            qos=packet.qos,
+            retain=packet.retain,
+            properties=props,
+            expires_at=None if expiry is None else now + expiry,
+            publisher=session.client_id,
+            created_at=now,
+        )
+        matched = h.ctx.broker.publish(message, now)
+    v5 = conn.version == ProtocolVersion.V5
+    if packet.qos == 1:
+        code = _ack_code(refused, matched, v5)
+        conn.send_puback(packet.packet_id or 0, code)
+    elif packet.qos == 2:
+        code = _ack_code(refused, matched, v5)
+        if code < 0x80:
+            session.awaiting_rel.add(packet.packet_id or 0)
+        conn.send_pubrec(packet.packet_id or 0, code)
+
+
+def _ack_code(refused: int | None, matched: int, v5: bool) -> int:
+    if not v5:
+        return ReasonCode.SUCCESS
+    if refused is not None:
+        return refused
+    return ReasonCode.SUCCESS if matched else ReasonCode.NO_MATCHING_SUBSCRIBERS
+
+
+def on_pubrel(h: ConnectionHandler, packet_id: int) -> None:
+    session = h.session
+    assert session is not None
+    if packet_id in session.awaiting_rel:
+        session.awaiting_rel.discard(packet_id)
+        h.conn.send_pubcomp(packet_id)
+    elif h.conn.version == ProtocolVersion.V5:
+        h.conn.send_pubcomp(packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
+    else:
+        h.conn.send_pubcomp(packet_id)
+
+
+def on_puback(h: ConnectionHandler, packet_id: int) -> None:
+    """PUBACK or PUBCOMP from the client ends an outbound exchange; send more."""
+    session = h.session
+    assert session is not None
+    if session.acknowledge(packet_id) is not None:
+        h.wake()
+
+
+def on_pubrec(h: ConnectionHandler, packet: Pubrec) -> None:
+    session = h.session
+    assert session is not None
+    if packet.reason_code >= 0x80:
+        # The exchange ends here [MQTT-4.3.3-?]: the slot is free.
+        if session.acknowledge(packet.packet_id) is not None:
+            h.wake()
+        return
+    delivery = session.received(packet.packet_id)
+    if delivery is None and h.conn.version == ProtocolVersion.V5:
+        h.conn.send_pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
+    else:
+        h.conn.send_pubrel(packet.packet_id)
+
+
+# -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
+
+
+def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
+    """The SUBACK reason code for one requested subscription (granted QoS when < 0x80)."""
+    m = h.ctx.config.mqtt
+    v5 = h.conn.version == ProtocolVersion.V5
+    topic_filter = sub.topic_filter
+    try:
+        shared = parse_shared(topic_filter)
+    except ValueError:
+        return ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80
+    inner = shared.topic_filter if shared else topic_filter
+    if not is_valid_topic_filter(inner, m.max_topic_length, m.max_topic_levels):
+        return ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80
+    if topic_filter in m.refused_topic_filters or inner in m.refused_topic_filters:
+        return ReasonCode.UNSPECIFIED_ERROR
+    if shared is not None and not m.shared_subscription_available:
+        return ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+    if not m.wildcard_subscription_available and ("+" in inner or "#" in inner):
+        return ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
+    session = h.session
+    assert session is not None and h.client is not None
+    if (
+        topic_filter not in session.subscriptions
+        and len(session.subscriptions) >= m.max_subscriptions_per_session
+    ):
+        return ReasonCode.QUOTA_EXCEEDED
+    decision = h.ctx.auth.authorize(h.client, Action.SUBSCRIBE, inner, sub.qos, False)
+    if not decision.allowed:
+        return decision.reason_code or ReasonCode.NOT_AUTHORIZED
+    return min(sub.qos, m.maximum_qos)
+
+
+def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
+    session = h.session
+    assert session is not None
+    m = h.ctx.config.mqtt
+    sub_ids = packet.properties.subscription_identifiers
+    sub_id = sub_ids[0] if sub_ids else None
+    if sub_id is not None and not m.subscription_identifier_available:
+        # [MQTT-3.2.2-?]: identifiers when not available -> DISCONNECT 0xA1
+        h.conn.fail(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED, "subscription identifiers not supported")
+        return
+    for sub in packet.subscriptions:
+        if sub.no_local and sub.topic_filter.startswith("$share/"):
+            # No Local on a Shared Subscription is a Protocol Error [MQTT-3.8.3-4]
+            h.conn.fail(ReasonCode.PROTOCOL_ERROR, "no local on a shared subscription")
+            return
+    codes: list[int] = []
+    added: list[tuple[SessionSubscription, bool]] = []
+    for sub in packet.subscriptions:
+        code = _subscription_code(h, sub)
+        codes.append(code)
+        if code >= 0x80:
+            continue
+        granted = sub if sub.qos == code else Subscription(
+            topic_filter=sub.topic_filter,
+            qos=code,
+            no_local=sub.no_local,
+            retain_as_published=sub.retain_as_published,
+            retain_handling=sub.retain_handling,
+        )
+        entry = SessionSubscription(topic_filter=sub.topic_filter, options=granted, subscription_identifier=sub_id)
+        existed = h.ctx.broker.subscribe(session, entry)
+        added.append((entry, existed))
+    # The SUBACK goes out before any retained message of the new subscriptions.
+    h.conn.send_suback(packet.packet_id, tuple(codes))
+    now = h.ctx.clock()
+    for entry, existed in added:
+        for delivery in h.ctx.broker.retained_for(session, entry, existed, now):
+            if h.client is not None and not _may_receive(h, delivery.message.topic):
+                continue
+            session.enqueue(delivery)
+    h.wake()
+
+
+def _may_receive(h: ConnectionHandler, topic: str) -> bool:
+    """Retained messages are authorized for the receiving client on delivery."""
+    assert h.client is not None
+    return h.ctx.auth.authorize(h.client, Action.SUBSCRIBE, topic, 0, True).allowed
+
+
+def on_unsubscribe(h: ConnectionHandler, packet: Unsubscribe) -> None:
+    session = h.session
+    assert session is not None
+    codes = tuple(
+        ReasonCode.SUCCESS
+        if h.ctx.broker.unsubscribe(session, topic_filter)
+        else ReasonCode.NO_SUBSCRIPTION_EXISTED
+        for topic_filter in packet.topic_filters
+    )
+    # [MQTT-3.10.4-4]: UNSUBACK even if nothing was unsubscribed.
+    h.conn.send_unsuback(packet.packet_id, codes)
+
+
+__all__ = ["is_dollar_topic", "on_publish", "on_subscribe"]

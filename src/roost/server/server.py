@@ -1,0 +1,122 @@
+"""The broker process: listeners, the timer tick, $SYS topics, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from roost import __version__
+from roost.auth.base import AuthChain
+from roost.config import Config
+from roost.core.broker import Broker
+from roost.core.message import DEFAULT_TENANT, Message
+from roost.server.context import ServerContext
+from roost.transport.tcp import MQTTProtocol
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.1
+
+
+class RoostServer:
+    """Owns the broker and its listeners for the life of the process."""
+
+    def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
+        self.config = config
+        self.broker = Broker(config.mqtt)
+        self.ctx = ServerContext(config=config, broker=self.broker, auth=auth or AuthChain())
+        self.servers: list[asyncio.Server] = []
+        self.ports: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self.config.listeners:
+            counter = [0]
+            server = await loop.create_server(
+                lambda lst=listener, c=counter: MQTTProtocol(self.ctx, lst.name, lst.max_connections, c),  # type: ignore[misc]
+                host=listener.host,
+                port=listener.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self.servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            self.ports[listener.name] = port
+            log.info("listener %s: mqtt over %s on %s:%d", listener.name, listener.transport, listener.host, port)
+        self._tasks.append(asyncio.create_task(self._tick()))
+        self._tasks.append(asyncio.create_task(self._publish_sys()))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.broker.tick(self.ctx.clock())
+            except Exception:
+                log.exception("timer tick failed")
+
+    def sys_values(self) -> dict[str, str]:
+        stats = self.broker.stats
+        now = self.ctx.clock()
+        return {
+            "version": f"roost {__version__}",
+            "uptime": f"{int(now - self.ctx.started_at)} seconds",
+            "clients/connected": str(stats.clients_connected),
+            "clients/maximum": str(stats.clients_maximum),
+            "clients/total": str(len(self.broker.sessions)),
+            "messages/received": str(stats.messages_received),
+            "messages/sent": str(stats.messages_sent),
+            "messages/dropped": str(stats.messages_dropped),
+            "bytes/received": str(stats.publish_bytes_received),
+            "bytes/sent": str(stats.publish_bytes_sent),
+            "retained messages/count": str(self.broker.retained_count()),
+            "subscriptions/count": str(sum(len(s.subscriptions) for s in self.broker.sessions.values())),
+        }
+
+    async def _publish_sys(self) -> None:
+        version_sent = False
+        while True:
+            now = self.ctx.clock()
+            for name, value in self.sys_values().items():
+                if name == "version" and version_sent:
+                    continue
+                self.broker.publish(
+                    Message(
+                        tenant=DEFAULT_TENANT,
+                        topic=f"$SYS/broker/{name}",
+                        payload=value.encode(),
+                        retain=True,
+                        created_at=now,
+                    ),
+                    now,
+                    count=False,
+                )
+            version_sent = True
+            await asyncio.sleep(self.config.mqtt.sys_interval)
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for handler in list(self.ctx.handlers):
+            handler.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
+        self._stopped.set()
+
+    async def serve_forever(self) -> None:
+        """Run until SIGINT / SIGTERM, then shut down gracefully."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()

@@ -1,0 +1,1 @@
+"""Durability behind interfaces: memory (reference) now, SQLite next."""

@@ -1,0 +1,1 @@
+"""All socket I/O: asyncio.Protocol transports feeding connection handlers."""

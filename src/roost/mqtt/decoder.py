@@ -446,7 +446,8 @@ def decode(first_byte: int, body: bytes | memoryview, version: ProtocolVersion) 
     required = _REQUIRED_FLAGS.get(packet_type)
     if required is None or (packet_type == T.AUTH and version != V5):
         raise MalformedPacket(f"reserved packet type {packet_type}")
-    if flags != required:
+    if flags != required and not (required == 2 and version == ProtocolVersion.V31):
+        # MQTT 3.1 let PUBREL / SUBSCRIBE / UNSUBSCRIBE carry DUP on a resend: not checked.
         raise MalformedPacket(
             f"reserved fixed header flags 0x{flags:X} in {T(packet_type).name} "
             "[MQTT-2.2.2-2] [MQTT-2.1.3-1]"

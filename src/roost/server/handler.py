@@ -22,6 +22,9 @@ from roost.server.context import ServerContext
 
 log = logging.getLogger(__name__)
 
+# How long a connection the server has closed keeps reading (and discarding) input.
+CLOSE_LINGER_SECONDS = 2.0
+
 
 class Transport(Protocol):
     """What the handler needs from a transport (asyncio.Transport fits)."""
@@ -30,6 +33,8 @@ class Transport(Protocol):
     def close(self) -> None: ...
     def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
+    def can_write_eof(self) -> bool: ...
+    def write_eof(self) -> None: ...
 
 
 class ConnectionHandler:
@@ -408,10 +413,20 @@ class ConnectionHandler:
         self._close(publish_will=True)
 
     def _close(self, publish_will: bool) -> None:
+        """Close after what is queued has been written. The read side stays open for a short
+        linger, discarding input, so a client still sending sees our DISCONNECT instead of a
+        reset."""
         if self._closed:
             return
         self._finish(publish_will)
-        self.transport.close()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(CLOSE_LINGER_SECONDS, transport.abort)
+        else:
+            transport.close()
 
     def _finish(self, publish_will: bool) -> None:
         self._closed = True

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real Roost broker on a real socket (port 0) in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from roost.config import Config, ListenerConfig, MQTTConfig, validate
+from roost.server.server import RoostServer
+
+
+@dataclass
+class BrokerHandle:
+    """A running broker: connect to (host, port); `call` runs a function on its loop."""
+
+    host: str
+    port: int
+    server: RoostServer
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the broker's event loop and return its result (to inspect state)."""
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=10)
+
+    def stop(self) -> None:
+        if not self.loop.is_running():
+            return
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def start_broker(**mqtt: Any) -> BrokerHandle:
+    """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0."""
+    config = Config(
+        listeners=(ListenerConfig(host="127.0.0.1", port=0),),
+        mqtt=replace(MQTTConfig(), **mqtt),
+    )
+    validate(config)
+    server = RoostServer(config)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:  # reported to the test thread
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=run, name="roost-test-broker", daemon=True)
+    thread.start()
+    ready.wait(10)
+    if failure:
+        raise failure[0]
+    return BrokerHandle("127.0.0.1", server.ports["default"], server, loop, thread)
+
+
+@pytest.fixture
+def broker_factory() -> Iterator[Callable[..., BrokerHandle]]:
+    """Start brokers with config overrides: `broker_factory(max_keep_alive=60)`."""
+    started: list[BrokerHandle] = []
+
+    def factory(**mqtt: Any) -> BrokerHandle:
+        handle = start_broker(**mqtt)
+        started.append(handle)
+        return handle
+
+    yield factory
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., BrokerHandle]) -> BrokerHandle:
+    """A broker on default settings."""
+    return broker_factory()

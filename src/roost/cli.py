@@ -37,11 +37,18 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config file.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML config file.",
+)
 @click.option("--host", help="Address of the first listener (overrides the config).")
 @click.option("--port", type=int, help="Port of the first listener (0 = any free port).")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
-def serve(config_path: Path | None, host: str | None, port: int | None, log_level: str | None) -> None:
+def serve(
+    config_path: Path | None, host: str | None, port: int | None, log_level: str | None
+) -> None:
     """Start the broker and serve until SIGINT / SIGTERM."""
     config = _load(config_path)
     first = config.listeners[0]

@@ -226,9 +226,15 @@ def validate(config: Config) -> None:
         (bool(config.listeners), "at least one listener is required"),
     ]
     for listener in config.listeners:
-        checks.append((listener.transport in ("tcp",), f"listener {listener.name}: transport must be tcp"))
-        checks.append((0 <= listener.port <= 65_535, f"listener {listener.name}: port must be 0..65535"))
-        checks.append((listener.max_connections >= 1, f"listener {listener.name}: max_connections >= 1"))
+        checks.append(
+            (listener.transport in ("tcp",), f"listener {listener.name}: transport must be tcp")
+        )
+        checks.append(
+            (0 <= listener.port <= 65_535, f"listener {listener.name}: port must be 0..65535")
+        )
+        checks.append(
+            (listener.max_connections >= 1, f"listener {listener.name}: max_connections >= 1")
+        )
     names = [listener.name for listener in config.listeners]
     checks.append((len(set(names)) == len(names), "listener names must be unique"))
     for ok, message in checks:

@@ -69,6 +69,12 @@ _SERVER_ONLY = frozenset(
 _PROBLEM_INFO_ALWAYS = frozenset({PacketType.PUBLISH, PacketType.CONNACK, PacketType.DISCONNECT})
 
 
+def _without_problem_info(packet: Packet, props: Properties) -> Packet:
+    """The packet without its Reason String and User Properties."""
+    stripped = replace(props, reason_string=None, user_properties=())
+    return replace(packet, properties=stripped)  # type: ignore[arg-type]
+
+
 class ServerConnection:
     """One client's connection as the server sees it."""
 
@@ -109,6 +115,10 @@ class ServerConnection:
             PacketType.AUTH: lambda p: ev.AuthReceived(p),  # type: ignore[arg-type]
         }
 
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
     # -- input ---------------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> list[ev.Event]:
@@ -122,7 +132,7 @@ class ServerConnection:
         offset = 0
         view = memoryview(buf)
         try:
-            while self.state is not State.CLOSED:
+            while not self.closed:
                 frame = read_frame(view[offset:], self.limits.max_packet_size)
                 if frame is None:
                     break
@@ -235,7 +245,9 @@ class ServerConnection:
                 )
                 if len(self._inbound_unacked) >= quota:
                     # [MQTT-3.3.4-7]: more than Receive Maximum unacknowledged -> 0x93
-                    return self.fail(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
+                    return self.fail(
+                        ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"
+                    )
                 self._inbound_unacked.add(packet.packet_id)
         return ev.PublishReceived(packet, duplicate)
 
@@ -281,7 +293,11 @@ class ServerConnection:
             return ev.ProtocolFailed(reason_code, reason)
         if self.version == ProtocolVersion.V5:
             if self.state is State.CONNECTED:
-                props = Properties(reason_string=reason) if self.request_problem_information else NO_PROPERTIES
+                props = (
+                    Properties(reason_string=reason)
+                    if self.request_problem_information
+                    else NO_PROPERTIES
+                )
                 self.send(Disconnect(reason_code=reason_code, properties=props))
             elif self.state is State.CONNECTING:
                 self.send(Connack(reason_code=reason_code))
@@ -296,7 +312,11 @@ class ServerConnection:
     def disconnect(self, reason_code: int, reason: str | None = None) -> None:
         """Server-initiated DISCONNECT (v5 only sends a packet) and close."""
         if self.state is State.CONNECTED and self.version == ProtocolVersion.V5:
-            props = Properties(reason_string=reason) if reason and self.request_problem_information else NO_PROPERTIES
+            props = (
+                Properties(reason_string=reason)
+                if reason and self.request_problem_information
+                else NO_PROPERTIES
+            )
             self.send(Disconnect(reason_code=reason_code, properties=props))
         self.state = State.CLOSED
 
@@ -318,12 +338,11 @@ class ServerConnection:
                 and packet.packet_type not in _PROBLEM_INFO_ALWAYS
                 and (props.reason_string is not None or props.user_properties)
             ):
-                packet = replace(packet, properties=replace(props, reason_string=None, user_properties=()))  # type: ignore[arg-type, call-arg]
+                packet = _without_problem_info(packet, props)
             data = encode(packet, version)
             if len(data) > self.client_max_packet_size and props is not None:
                 # Drop the reason string and user properties first [MQTT-3.1.2-25]
-                packet = replace(packet, properties=replace(props, reason_string=None, user_properties=()))  # type: ignore[arg-type, call-arg]
-                data = encode(packet, version)
+                data = encode(_without_problem_info(packet, props), version)
         else:
             data = encode(packet, version)
         self._out.append(data)

@@ -75,7 +75,9 @@ class ConnectionHandler:
         self._paused = False
         self._flush_scheduled = False
         self._closed = False
-        self._timer: asyncio.TimerHandle | None = loop.call_later(m.connect_timeout, self._on_connect_timeout)
+        self._timer: asyncio.TimerHandle | None = loop.call_later(
+            m.connect_timeout, self._on_connect_timeout
+        )
         ctx.handlers.add(self)
 
     # -- transport callbacks -------------------------------------------------------------
@@ -173,7 +175,9 @@ class ConnectionHandler:
                 # [MQTT-4.12.0-1]: unsupported Authentication Method -> CONNACK 0x8C.
                 self.conn.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
                 return
-            self._auth_step(self._enhanced.start(self.client, connect.properties.authentication_data))
+            self._auth_step(
+                self._enhanced.start(self.client, connect.properties.authentication_data)
+            )
             return
         self._authenticate_and_accept()
 
@@ -190,7 +194,9 @@ class ConnectionHandler:
             if self.conn.state is State.CONNECTED:
                 self.conn.send_auth(
                     ReasonCode.SUCCESS,
-                    Properties(authentication_method=self._auth_method, authentication_data=step.data),
+                    Properties(
+                        authentication_method=self._auth_method, authentication_data=step.data
+                    ),
                 )
             else:
                 self._success_auth_data = step.data
@@ -239,7 +245,11 @@ class ConnectionHandler:
             old.take_over()
         now = ctx.clock()
         session, present = ctx.broker.open_session(
-            client.tenant, client.client_id, connect.clean_start, negotiated.session_expiry_interval, now
+            client.tenant,
+            client.client_id,
+            connect.clean_start,
+            negotiated.session_expiry_interval,
+            now,
         )
         self.session = session
         ctx.connections[key] = self
@@ -261,10 +271,14 @@ class ConnectionHandler:
                     authentication_data=getattr(self, "_success_auth_data", None),
                 )
         # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
-        self.conn.accept(Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props))
+        self.conn.accept(
+            Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
+        )
         self._cancel_timer()
         self._arm_keep_alive()
-        log.debug("client %s connected from %s (session present %s)", client.client_id, self.peer, present)
+        log.debug(
+            "client %s connected from %s (session present %s)", client.client_id, self.peer, present
+        )
         if present:
             self._resend_inflight()
         self.wake()
@@ -280,7 +294,9 @@ class ConnectionHandler:
             payload=will.payload,
             qos=will.qos,
             retain=will.retain,
-            properties=replace(will.properties, will_delay_interval=None, message_expiry_interval=None),
+            properties=replace(
+                will.properties, will_delay_interval=None, message_expiry_interval=None
+            ),
             expires_at=None if expiry is None else now + expiry,
             publisher=connect.client_id,
             created_at=now,
@@ -301,7 +317,9 @@ class ConnectionHandler:
 
     def _on_disconnect(self, reason_code: int, properties: Properties) -> None:
         if properties.session_expiry_interval is not None and self.session is not None:
-            expiry = min(properties.session_expiry_interval, self.ctx.config.mqtt.max_session_expiry_interval)
+            expiry = min(
+                properties.session_expiry_interval, self.ctx.config.mqtt.max_session_expiry_interval
+            )
             self.session.expiry_interval = expiry
         # A normal DISCONNECT discards the will [MQTT-3.14.4-3]; 0x04 keeps it.
         publish_will = reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE

@@ -10,9 +10,14 @@ from roost.auth.base import Action
 from roost.config import MQTTConfig
 from roost.core.message import Message
 from roost.core.session import SessionSubscription
-from roost.core.topics import is_dollar_topic, is_valid_topic_filter, is_valid_topic_name, parse_shared
+from roost.core.topics import (
+    is_dollar_topic,
+    is_valid_topic_filter,
+    is_valid_topic_name,
+    parse_shared,
+)
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
-from roost.mqtt.packets import Properties, Pubrec, Publish, Subscribe, Subscription, Unsubscribe
+from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
 from roost.protocol import events as ev
 
 if TYPE_CHECKING:
@@ -46,7 +51,9 @@ def check_system_topic(h: ConnectionHandler, packet: Publish) -> int | None:
 
 def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
     assert h.client is not None
-    decision = h.ctx.auth.authorize(h.client, Action.PUBLISH, packet.topic, packet.qos, packet.retain)
+    decision = h.ctx.auth.authorize(
+        h.client, Action.PUBLISH, packet.topic, packet.qos, packet.retain
+    )
     return None if decision.allowed else (decision.reason_code or ReasonCode.NOT_AUTHORIZED)
 
 
@@ -60,7 +67,7 @@ PUBLISH_CHECKS: tuple[Callable[[ConnectionHandler, Publish], int | None], ...] =
 def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
     packet = event.packet
     session = h.session
-    assert session is not None and packet.packet_id is not None or packet.qos == 0
+    assert (session is not None and packet.packet_id is not None) or packet.qos == 0
     assert session is not None
     conn = h.conn
     if event.duplicate:
@@ -197,7 +204,10 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
     sub_id = sub_ids[0] if sub_ids else None
     if sub_id is not None and not m.subscription_identifier_available:
         # [MQTT-3.2.2-?]: identifiers when not available -> DISCONNECT 0xA1
-        h.conn.fail(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED, "subscription identifiers not supported")
+        h.conn.fail(
+            ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+            "subscription identifiers not supported",
+        )
         return
     for sub in packet.subscriptions:
         if sub.no_local and sub.topic_filter.startswith("$share/"):
@@ -211,14 +221,20 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
         codes.append(code)
         if code >= 0x80:
             continue
-        granted = sub if sub.qos == code else Subscription(
-            topic_filter=sub.topic_filter,
-            qos=code,
-            no_local=sub.no_local,
-            retain_as_published=sub.retain_as_published,
-            retain_handling=sub.retain_handling,
+        granted = (
+            sub
+            if sub.qos == code
+            else Subscription(
+                topic_filter=sub.topic_filter,
+                qos=code,
+                no_local=sub.no_local,
+                retain_as_published=sub.retain_as_published,
+                retain_handling=sub.retain_handling,
+            )
         )
-        entry = SessionSubscription(topic_filter=sub.topic_filter, options=granted, subscription_identifier=sub_id)
+        entry = SessionSubscription(
+            topic_filter=sub.topic_filter, options=granted, subscription_identifier=sub_id
+        )
         existed = h.ctx.broker.subscribe(session, entry)
         added.append((entry, existed))
     # The SUBACK goes out before any retained message of the new subscriptions.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import signal
 
@@ -34,9 +36,11 @@ class RoostServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for listener in self.config.listeners:
-            counter = [0]
+            factory = functools.partial(
+                MQTTProtocol, self.ctx, listener.name, listener.max_connections, [0]
+            )
             server = await loop.create_server(
-                lambda lst=listener, c=counter: MQTTProtocol(self.ctx, lst.name, lst.max_connections, c),  # type: ignore[misc]
+                factory,
                 host=listener.host,
                 port=listener.port,
                 reuse_address=True,
@@ -45,7 +49,13 @@ class RoostServer:
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.ports[listener.name] = port
-            log.info("listener %s: mqtt over %s on %s:%d", listener.name, listener.transport, listener.host, port)
+            log.info(
+                "listener %s: mqtt over %s on %s:%d",
+                listener.name,
+                listener.transport,
+                listener.host,
+                port,
+            )
         self._tasks.append(asyncio.create_task(self._tick()))
         self._tasks.append(asyncio.create_task(self._publish_sys()))
 
@@ -72,7 +82,9 @@ class RoostServer:
             "bytes/received": str(stats.publish_bytes_received),
             "bytes/sent": str(stats.publish_bytes_sent),
             "retained messages/count": str(self.broker.retained_count()),
-            "subscriptions/count": str(sum(len(s.subscriptions) for s in self.broker.sessions.values())),
+            "subscriptions/count": str(
+                sum(len(s.subscriptions) for s in self.broker.sessions.values())
+            ),
         }
 
     async def _publish_sys(self) -> None:
@@ -113,10 +125,8 @@ class RoostServer:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
         await stop.wait()
         log.info("shutting down")
         await self.stop()

@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 class MQTTProtocol(asyncio.Protocol):
     """Hands bytes to the connection's handler; never awaits."""
 
-    def __init__(self, ctx: ServerContext, listener: str, max_connections: int, counter: list[int]) -> None:
+    def __init__(
+        self, ctx: ServerContext, listener: str, max_connections: int, counter: list[int]
+    ) -> None:
         self.ctx = ctx
         self.listener = listener
         self.max_connections = max_connections
@@ -32,7 +34,9 @@ class MQTTProtocol(asyncio.Protocol):
             return
         self.counter[0] += 1
         tcp.set_write_buffer_limits(high=256 * 1024)
-        self.handler = ConnectionHandler(self.ctx, tcp, self.listener, peer, asyncio.get_running_loop())
+        self.handler = ConnectionHandler(
+            self.ctx, tcp, self.listener, peer, asyncio.get_running_loop()
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.handler is not None:

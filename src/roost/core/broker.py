@@ -16,6 +16,7 @@ from roost.core.message import Delivery, Message
 from roost.core.retained import RetainedIndex
 from roost.core.router import STRATEGIES, Router
 from roost.core.session import Session, SessionKey, SessionSubscription
+from roost.core.store import Store, StoreSnapshot
 from roost.core.topics import parse_shared
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,9 @@ class _Timer:
 class Broker:
     """All sessions, subscriptions and retained messages of every tenant."""
 
-    def __init__(self, config: MQTTConfig) -> None:
+    def __init__(self, config: MQTTConfig, store: Store) -> None:
         self.config = config
+        self.store = store
         self.sessions: dict[SessionKey, Session] = {}
         self.routers: dict[str, Router] = {}
         self.retained: dict[str, RetainedIndex[Message]] = {}
@@ -110,6 +112,8 @@ class Broker:
         session.expiry_interval = expiry_interval
         session.connected = True
         session.disconnected_at = None
+        if expiry_interval:
+            self._save(session)
         self.stats.clients_connected += 1
         self.stats.connections_total += 1
         self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
@@ -132,8 +136,18 @@ class Broker:
                 self._schedule(now + will_delay, "will", session.key)
         if session.expiry_interval == 0:
             self.end_session(session, now)
-        elif session.expiry_interval != NEVER_EXPIRES:
+            return
+        self._save(session)
+        if session.expiry_interval != NEVER_EXPIRES:
             self._schedule(now + session.expiry_interval, "expire", session.key)
+
+    def _save(self, session: Session) -> None:
+        self.store.session_saved(
+            session.key,
+            session.expiry_interval,
+            session.disconnected_at,
+            tuple(session.subscriptions.values()),
+        )
 
     def end_session(self, session: Session, now: float) -> None:
         """Discard a session; a pending will is published now [MQTT-3.1.2-8]."""
@@ -148,6 +162,7 @@ class Broker:
         session.clear_messages()
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
+            self.store.session_deleted(session.key)
 
     def _publish_will(self, will: Message, now: float) -> None:
         self.stats.wills_published += 1
@@ -188,12 +203,16 @@ class Broker:
         existed = subscription.topic_filter in session.subscriptions
         session.subscriptions[subscription.topic_filter] = subscription
         self.router(session.tenant).add(session.client_id, subscription)
+        if session.expiry_interval:
+            self._save(session)
         return existed
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
         self.router(session.tenant).remove(session.client_id, topic_filter)
+        if session.expiry_interval:
+            self._save(session)
         return True
 
     def retained_for(
@@ -271,12 +290,55 @@ class Broker:
             index = self.retained[message.tenant] = RetainedIndex()
         if not message.payload:
             # A retained PUBLISH with an empty payload removes the retained message.
-            index.delete(message.topic)
+            if index.delete(message.topic):
+                self.store.retained_deleted(message.tenant, message.topic)
         elif index.get(message.topic) is not None or len(index) < self.config.max_retained_messages:
             index.set(message.topic, message)
+            self.store.retained_set(message)
         else:
             self.stats.messages_dropped += 1
             log.warning("retained message on %r refused: max_retained_messages", message.topic)
+
+    def restore(self, snapshot: StoreSnapshot, now: float) -> None:
+        """Rebuild sessions, subscriptions and retained messages from a store snapshot;
+        what expired meanwhile is dropped (expiry is wall-clock time)."""
+        for message in snapshot.retained:
+            if message.expired(now):
+                self.store.retained_deleted(message.tenant, message.topic)
+                continue
+            index = self.retained.get(message.tenant)
+            if index is None:
+                index = self.retained[message.tenant] = RetainedIndex()
+            index.set(message.topic, message)
+        for stored in snapshot.sessions:
+            key = (stored.tenant, stored.client_id)
+            since = stored.disconnected_at if stored.disconnected_at is not None else now
+            if stored.expiry_interval != NEVER_EXPIRES and since + stored.expiry_interval <= now:
+                self.store.session_deleted(key)
+                continue
+            session = Session(
+                stored.tenant,
+                stored.client_id,
+                max_queued_messages=self.config.max_queued_messages,
+                max_queued_bytes=self.config.max_queued_bytes,
+                queue_overflow=self.config.queue_overflow,
+            )
+            session.expiry_interval = stored.expiry_interval
+            session.disconnected_at = since
+            for delivery in stored.deliveries:
+                if delivery.packet_id:
+                    session.inflight[delivery.packet_id] = delivery
+                else:
+                    session.queue.append(delivery)
+                    session.queued_bytes += delivery.message.size
+            session.awaiting_rel.update(stored.awaiting_rel)
+            self.sessions[key] = session
+            router = self.router(stored.tenant)
+            for subscription in stored.subscriptions:
+                session.subscriptions[subscription.topic_filter] = subscription
+                router.add(stored.client_id, subscription)
+            if stored.expiry_interval != NEVER_EXPIRES:
+                self._schedule(since + stored.expiry_interval, "expire", key)
 
     def retained_count(self) -> int:
         return sum(len(index) for index in self.retained.values())

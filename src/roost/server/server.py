@@ -14,6 +14,7 @@ from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.server.context import ServerContext
+from roost.store.memory import MemoryStore
 from roost.transport.tcp import MQTTProtocol
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ class RoostServer:
 
     def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
         self.config = config
-        self.broker = Broker(config.mqtt)
+        self.store = MemoryStore()
+        self.broker = Broker(config.mqtt, self.store)
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth or AuthChain())
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
@@ -35,6 +37,7 @@ class RoostServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.broker.restore(self.store.load(), self.ctx.clock())
         for listener in self.config.listeners:
             factory = functools.partial(
                 MQTTProtocol, self.ctx, listener.name, listener.max_connections, [0]
@@ -117,6 +120,7 @@ class RoostServer:
             task.cancel()
         for server in self.servers:
             await server.wait_closed()
+        self.store.close()
         self._stopped.set()
 
     async def serve_forever(self) -> None:

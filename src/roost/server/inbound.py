@@ -151,7 +151,7 @@ def on_pubrec(h: ConnectionHandler, packet: Pubrec) -> None:
     session = h.session
     assert session is not None
     if packet.reason_code >= 0x80:
-        # The exchange ends here [MQTT-4.3.3-?]: the slot is free.
+        # A PUBREC with an error reason code ends the exchange: the slot is free.
         if session.acknowledge(packet.packet_id) is not None:
             h.wake()
         return
@@ -203,7 +203,7 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
     sub_ids = packet.properties.subscription_identifiers
     sub_id = sub_ids[0] if sub_ids else None
     if sub_id is not None and not m.subscription_identifier_available:
-        # [MQTT-3.2.2-?]: identifiers when not available -> DISCONNECT 0xA1
+        # Subscription identifiers when not available -> DISCONNECT 0xA1
         h.conn.fail(
             ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
             "subscription identifiers not supported",

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from roost.auth.base import AuthChain
 from roost.config import Config, ListenerConfig, MQTTConfig, validate
 from roost.server.server import RoostServer
 
@@ -40,14 +41,14 @@ class BrokerHandle:
         self.thread.join(timeout=10)
 
 
-def start_broker(**mqtt: Any) -> BrokerHandle:
+def start_broker(auth: AuthChain | None = None, **mqtt: Any) -> BrokerHandle:
     """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0),),
         mqtt=replace(MQTTConfig(), **mqtt),
     )
     validate(config)
-    server = RoostServer(config)
+    server = RoostServer(config, auth=auth)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -77,8 +78,8 @@ def broker_factory() -> Iterator[Callable[..., BrokerHandle]]:
     """Start brokers with config overrides: `broker_factory(max_keep_alive=60)`."""
     started: list[BrokerHandle] = []
 
-    def factory(**mqtt: Any) -> BrokerHandle:
-        handle = start_broker(**mqtt)
+    def factory(auth: AuthChain | None = None, **mqtt: Any) -> BrokerHandle:
+        handle = start_broker(auth, **mqtt)
         started.append(handle)
         return handle
 

@@ -371,7 +371,8 @@ class ServerConnection:
             wire_topic, payload, qos, retain, dup, packet_id, properties, self.version
         )
         if len(data) > self.client_max_packet_size:
-            if wire_topic != topic or properties.topic_alias is not None:
+            if wire_topic and properties.topic_alias is not None:
+                # The alias was (re)assigned for this PUBLISH, which is not sent.
                 self._outbound_aliases.forget(topic)
             return False
         self._out.append(data)

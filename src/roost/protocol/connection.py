@@ -98,6 +98,13 @@ class ServerConnection:
         self.client_max_packet_size = 268_435_460
         self.request_problem_information = True
         self.session_expiry_interval = 0
+        # CONNECT named an Authentication Method: only AUTH / DISCONNECT until CONNACK.
+        self._enhanced_auth = False
+        # True while receive_data frames input (failures then come from the client's bytes).
+        self._reading = False
+        # A rule broken by a packet pipelined behind CONNECT before the server answered it:
+        # reported at once, sent after the CONNACK (see fail()).
+        self._deferred_failure: tuple[int, str] | None = None
         self._inbound_aliases = InboundAliases(limits.topic_alias_maximum)
         self._outbound_aliases = OutboundAliases(0)
         # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
@@ -123,7 +130,7 @@ class ServerConnection:
 
     def receive_data(self, data: bytes, now: float) -> list[ev.Event]:
         """Feed bytes from the network; returns the events they complete, in order."""
-        if self.state is State.CLOSED:
+        if self.state is State.CLOSED or self._deferred_failure is not None:
             return []
         self.last_received = now
         buf = self._in
@@ -131,8 +138,9 @@ class ServerConnection:
         events: list[ev.Event] = []
         offset = 0
         view = memoryview(buf)
+        self._reading = True
         try:
-            while not self.closed:
+            while not self.closed and self._deferred_failure is None:
                 frame = read_frame(view[offset:], self.limits.max_packet_size)
                 if frame is None:
                     break
@@ -145,6 +153,8 @@ class ServerConnection:
                     events.append(event)
         except MQTTError as exc:
             events.append(self._failed_on_input(exc))
+        finally:
+            self._reading = False
         view.release()
         if offset:
             try:
@@ -167,11 +177,14 @@ class ServerConnection:
         if packet_type in _SERVER_ONLY:
             return self.fail(ReasonCode.PROTOCOL_ERROR, "packet type not sent by clients")
         packet = decode(first_byte, body, self.version)
-        if self.state is State.CONNECTING and packet_type not in (
-            PacketType.AUTH,
-            PacketType.DISCONNECT,
+        if (
+            self.state is State.CONNECTING
+            and self._enhanced_auth
+            and packet_type not in (PacketType.AUTH, PacketType.DISCONNECT)
         ):
-            # Only AUTH (or DISCONNECT) may follow CONNECT before CONNACK [MQTT-3.1.4-7]
+            # With an Authentication Method only AUTH or DISCONNECT may come before CONNACK
+            # [MQTT-3.1.2-30]. Without one, clients may send packets right after CONNECT
+            # (section 3.1.4); they are events after ConnectReceived, in order.
             return self.fail(ReasonCode.PROTOCOL_ERROR, "packet before CONNACK")
         return self._handlers[packet_type](packet)
 
@@ -204,6 +217,7 @@ class ServerConnection:
                 self.request_problem_information = False
             self._outbound_aliases = OutboundAliases(props.topic_alias_maximum or 0)
             self.session_expiry_interval = props.session_expiry_interval or 0
+            self._enhanced_auth = props.authentication_method is not None
         return ev.ConnectReceived(connect)
 
     def _on_publish(self, packet: Packet) -> ev.Event | None:
@@ -214,8 +228,15 @@ class ServerConnection:
             # [MQTT-3.2.2-12]: QoS above Maximum QoS -> DISCONNECT 0x9B
             return self.fail(ReasonCode.QOS_NOT_SUPPORTED, "QoS not supported")
         if packet.retain and not limits.retain_available:
-            # [MQTT-3.2.2-15]: RETAIN when Retain Available is 0 -> DISCONNECT 0x9A
+            # [MQTT-3.2.2-14]: RETAIN when Retain Available is 0 -> DISCONNECT 0x9A
             return self.fail(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
+        if packet.properties.subscription_identifiers:
+            # A client's PUBLISH carries no Subscription Identifier [MQTT-3.3.4-6]
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "subscription identifier in PUBLISH")
+        response_topic = packet.properties.response_topic
+        if response_topic is not None and not self._topic_name_valid(response_topic):
+            # The Response Topic is a Topic Name: no wildcards [MQTT-3.3.2-14]
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "response topic invalid")
         alias = packet.properties.topic_alias
         topic = packet.topic
         if alias is not None:
@@ -277,19 +298,34 @@ class ServerConnection:
     # -- decisions from the server -------------------------------------------------------
 
     def accept(self, connack: Connack) -> None:
-        """Send a successful CONNACK and enter the connected state."""
+        """Send a successful CONNACK and enter the connected state; a failure deferred
+        behind the CONNECT follows it as a DISCONNECT."""
+        if self.state is State.CLOSED:
+            return
         self.state = State.CONNECTED
         self.send(connack)
+        if self._deferred_failure is not None:
+            reason_code, reason = self._deferred_failure
+            self._deferred_failure = None
+            self.fail(reason_code, reason)
 
     def refuse(self, reason_code: int, properties: Properties = NO_PROPERTIES) -> None:
         """Send CONNACK with a failure reason code; the server closes afterwards [MQTT-3.2.2-7]."""
+        self._deferred_failure = None
         self.send(Connack(session_present=False, reason_code=reason_code, properties=properties))
         self.state = State.CLOSED
 
     def fail(self, reason_code: int, reason: str) -> ev.ProtocolFailed:
         """Close because of an error; in v5 after CONNACK a DISCONNECT carries the reason
-        [MQTT-4.13.1-1]. Before CONNACK, a CONNACK with the reason code is sent (v5)."""
+        [MQTT-4.13.1-1]. Before CONNACK, a CONNACK with the reason code is sent (v5).
+
+        A packet pipelined behind a CONNECT the server has not answered yet fails without
+        sending anything: the server answers the CONNECT first (one CONNACK only,
+        [MQTT-3.2.0-2]), and accept() then sends the DISCONNECT."""
         if self.state is State.CLOSED:
+            return ev.ProtocolFailed(reason_code, reason)
+        if self.state is State.CONNECTING and self._reading and not self._enhanced_auth:
+            self._deferred_failure = (reason_code, reason)
             return ev.ProtocolFailed(reason_code, reason)
         if self.version == ProtocolVersion.V5:
             if self.state is State.CONNECTED:
@@ -327,8 +363,12 @@ class ServerConnection:
     # -- output --------------------------------------------------------------------------
 
     def send(self, packet: Packet) -> None:
-        """Encode a packet for the client, within its Maximum Packet Size [MQTT-3.1.2-24]."""
+        """Encode a packet for the client, within its Maximum Packet Size [MQTT-3.1.2-24].
+        Nothing is sent once the connection is closed: no packet follows a DISCONNECT or a
+        refusing CONNACK [MQTT-3.14.4-1]."""
         assert self.version is not None
+        if self.state is State.CLOSED:
+            return
         version = self.version
         if version == ProtocolVersion.V5:
             props: Properties | None = getattr(packet, "properties", None)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # How long a connection the server has closed keeps reading (and discarding) input.
 CLOSE_LINGER_SECONDS = 2.0
+# Queued deliveries that make a connection flush at once rather than at the end of the turn.
+EAGER_FLUSH = 128
 
 
 class Transport(Protocol):
@@ -328,8 +330,14 @@ class ConnectionHandler:
     # -- delivery ------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Something was queued for this connection: flush once, later in this loop turn."""
-        if not self._flush_scheduled and not self._closed:
+        """Something was queued for this connection: flush once, later in this loop turn;
+        at once if a burst (one large read of a publisher) has already queued a lot."""
+        if self._closed:
+            return
+        session = self.session
+        if session is not None and len(session.queue) >= EAGER_FLUSH and not self._paused:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 

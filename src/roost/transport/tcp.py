@@ -11,6 +11,9 @@ from roost.server.handler import ConnectionHandler
 
 log = logging.getLogger(__name__)
 
+# Bytes buffered for a client before its connection stops taking from its session queue.
+WRITE_HIGH_WATER = 1024 * 1024
+
 
 class MQTTProtocol(asyncio.Protocol):
     """Hands bytes to the connection's handler; never awaits."""
@@ -33,7 +36,7 @@ class MQTTProtocol(asyncio.Protocol):
             tcp.abort()
             return
         self.counter[0] += 1
-        tcp.set_write_buffer_limits(high=256 * 1024)
+        tcp.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.handler = ConnectionHandler(
             self.ctx, tcp, self.listener, peer, asyncio.get_running_loop()
         )

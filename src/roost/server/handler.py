@@ -448,11 +448,15 @@ class ConnectionHandler:
         transport = self.transport
         if transport.is_closing():
             return
-        if transport.can_write_eof():
-            transport.write_eof()
-            self.loop.call_later(CLOSE_LINGER_SECONDS, transport.abort)
-        else:
+        if not transport.can_write_eof():
             transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:  # the peer is already gone
+            transport.abort()
+            return
+        self.loop.call_later(CLOSE_LINGER_SECONDS, transport.abort)
 
     def _finish(self, publish_will: bool) -> None:
         self._closed = True

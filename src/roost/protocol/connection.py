@@ -239,6 +239,9 @@ class ServerConnection:
             return self.fail(ReasonCode.PROTOCOL_ERROR, "response topic invalid")
         alias = packet.properties.topic_alias
         topic = packet.topic
+        if alias is None and not topic:
+            # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1)
+            return self.fail(ReasonCode.PROTOCOL_ERROR, "empty topic name without topic alias")
         if alias is not None:
             resolved = self._inbound_aliases.resolve(topic, alias)
             if isinstance(resolved, int):
@@ -285,7 +288,7 @@ class ServerConnection:
         assert isinstance(packet, Disconnect)
         expiry = packet.properties.session_expiry_interval
         if expiry is not None and expiry != 0 and self.session_expiry_interval == 0:
-            # [MQTT-3.14.2-2]: expiry may not be set on DISCONNECT if it was 0 on CONNECT
+            # Section 3.14.2.2.2: a non-zero expiry on DISCONNECT when CONNECT's was 0
             return self.fail(ReasonCode.PROTOCOL_ERROR, "session expiry interval was 0")
         self.state = State.CLOSED
         return ev.DisconnectReceived(packet)

@@ -89,7 +89,7 @@ def test_qos2_publisher_completes_flow_mqtt_4_3_3(broker):
     bye(c)
 
 
-@pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5])
+@pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5], ids=["v311", "v5"])
 def test_qos2_exactly_once_when_resent_with_dup_before_pubrel_mqtt_4_3_3_10(
     broker, client_factory, version
 ):
@@ -166,7 +166,7 @@ def test_packet_identifiers_are_per_subscriber_mqtt_2_2_1_3(broker, client_facto
     bye(b)
 
 
-@pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5])
+@pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5], ids=["v311", "v5"])
 def test_unacknowledged_qos1_resent_with_dup_on_resume_mqtt_4_4_0_1(
     broker, client_factory, version
 ):

@@ -159,7 +159,7 @@ def test_session_expiry_capped_by_server_mqtt_3_2_2_19(broker_factory, client_fa
 # -- offline queueing ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [V311, V5])
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
 def test_offline_messages_queued_for_persistent_session_mqtt_3_1_2_5(
     broker, client_factory, version
 ):

@@ -148,6 +148,10 @@ class Client:
             kwargs["clean_start"] = clean_start
             kwargs["properties"] = properties
         self.paho.connect(self.handle.host, self.handle.port, **kwargs)
+        sock = self.paho.socket()
+        if isinstance(sock, socket.socket):
+            # No Nagle delay between small packets (a QoS 0 PUBLISH would wait for an ACK).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         if not self._connected.wait(TIMEOUT):
@@ -204,6 +208,11 @@ class Client:
         assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
         code, _ = self._wait_ack(info.mid)
         return int(code)
+
+    def barrier(self) -> None:
+        """Return once the broker has processed everything this client sent before: a QoS 1
+        PUBLISH is answered after the packets ahead of it on the same connection."""
+        self.publish("barrier/" + (self.client_id or "anonymous"), b"", 1)
 
     def expect_message(self, timeout: float = TIMEOUT) -> mqtt.MQTTMessage:
         try:

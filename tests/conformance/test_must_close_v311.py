@@ -251,11 +251,6 @@ def test_MQTT_3_1_4_5_no_data_processed_after_a_refused_connect(broker: BrokerHa
     assert_broker_serves(broker)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: server/handler.py keeps dispatching the events read with a CONNECT after "
-    "refusing it; inbound.on_publish then fails `assert session is not None` (internal error)",
-)
 def test_MQTT_3_1_4_5_refused_connect_pipelined_data_is_not_an_internal_error(
     broker: BrokerHandle, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -325,11 +325,6 @@ def test_offline_queue_bounded_drop_oldest_counted(broker_factory, client_factor
     again.expect_no_message()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Broker.publish counts a delivery only if Session.enqueue returns True, "
-    "but enqueue returns False after queueing the new message and dropping an older one",
-)
 def test_puback_success_when_subscriber_queue_overflows_mqtt_3_4_2_1(
     broker_factory, client_factory
 ):

@@ -276,12 +276,12 @@ class Broker:
             ids = tuple(target.subscription_identifiers)
             if not session.connected and qos == 0 and session.expiry_interval == 0:
                 continue
+            dropped_before = session.stats.dropped_overflow
             if session.enqueue(
                 Delivery(message=message, qos=qos, retain=retain, subscription_identifiers=ids)
             ):
                 delivered += 1
-            else:
-                self.stats.messages_dropped += 1
+            self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
         return delivered
 
     def _retain(self, message: Message) -> None:

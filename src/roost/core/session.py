@@ -62,28 +62,29 @@ class Session:
     # -- outbound ------------------------------------------------------------------------
 
     def enqueue(self, delivery: Delivery) -> bool:
-        """Queue a delivery; apply the overflow policy. Returns False if something was dropped."""
+        """Queue a delivery under the overflow policy (QoS 0 is always dropped first).
+        Returns False if this delivery itself was not queued; every drop is counted."""
         size = delivery.message.size
-        ok = True
+        if self.max_queued_messages == 0 or size > self.max_queued_bytes:
+            self.stats.dropped_overflow += 1
+            return False
         while self.queue and (
             len(self.queue) >= self.max_queued_messages
             or self.queued_bytes + size > self.max_queued_bytes
         ):
-            if self.queue_overflow == "drop_newest" and delivery.qos > 0:
-                if not self._drop_one_qos0():
-                    self.stats.dropped_overflow += 1
-                    return False
-            else:
-                self._drop_oldest(prefer_qos0=True)
-            ok = False
-        if self.max_queued_messages == 0 or size > self.max_queued_bytes:
+            if self._drop_one_qos0():
+                continue
+            if self.queue_overflow == "drop_newest" or delivery.qos == 0:
+                self.stats.dropped_overflow += 1
+                return False
+            dropped = self.queue.popleft()
+            self.queued_bytes -= dropped.message.size
             self.stats.dropped_overflow += 1
-            return False
         self.queue.append(delivery)
         self.queued_bytes += size
         if self.wake is not None:
             self.wake()
-        return ok
+        return True
 
     def _drop_one_qos0(self) -> bool:
         for i, queued in enumerate(self.queue):
@@ -93,13 +94,6 @@ class Session:
                 self.stats.dropped_overflow += 1
                 return True
         return False
-
-    def _drop_oldest(self, *, prefer_qos0: bool) -> None:
-        if prefer_qos0 and self._drop_one_qos0():
-            return
-        dropped = self.queue.popleft()
-        self.queued_bytes -= dropped.message.size
-        self.stats.dropped_overflow += 1
 
     def allocate_packet_id(self) -> int:
         """A packet id not in use by an outbound QoS 1/2 exchange [MQTT-2.2.1-3]."""

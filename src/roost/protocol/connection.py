@@ -64,6 +64,9 @@ _SERVER_ONLY = frozenset(
     {PacketType.CONNACK, PacketType.SUBACK, PacketType.UNSUBACK, PacketType.PINGRESP}
 )
 
+# What the server may send while a CONNECT waits for its answer [MQTT-3.2.0-1].
+_BEFORE_CONNACK = frozenset({PacketType.CONNACK, PacketType.AUTH})
+
 # Packets whose reason string and user properties may be withheld when the client asked
 # for no problem information [MQTT-3.1.2-29].
 _PROBLEM_INFO_ALWAYS = frozenset({PacketType.PUBLISH, PacketType.CONNACK, PacketType.DISCONNECT})
@@ -105,6 +108,9 @@ class ServerConnection:
         # A rule broken by a packet pipelined behind CONNECT before the server answered it:
         # reported at once, sent after the CONNACK (see fail()).
         self._deferred_failure: tuple[int, str] | None = None
+        # Answers to packets pipelined behind CONNECT (PINGRESP) wait for the CONNACK:
+        # nothing but AUTH goes before it [MQTT-3.2.0-1].
+        self._held: list[Packet] = []
         self._inbound_aliases = InboundAliases(limits.topic_alias_maximum)
         self._outbound_aliases = OutboundAliases(0)
         # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
@@ -307,6 +313,9 @@ class ServerConnection:
             return
         self.state = State.CONNECTED
         self.send(connack)
+        held, self._held = self._held, []
+        for packet in held:
+            self.send(packet)
         if self._deferred_failure is not None:
             reason_code, reason = self._deferred_failure
             self._deferred_failure = None
@@ -315,6 +324,7 @@ class ServerConnection:
     def refuse(self, reason_code: int, properties: Properties = NO_PROPERTIES) -> None:
         """Send CONNACK with a failure reason code; the server closes afterwards [MQTT-3.2.2-7]."""
         self._deferred_failure = None
+        self._held.clear()
         self.send(Connack(session_present=False, reason_code=reason_code, properties=properties))
         self.state = State.CLOSED
 
@@ -371,6 +381,9 @@ class ServerConnection:
         refusing CONNACK [MQTT-3.14.4-1]."""
         assert self.version is not None
         if self.state is State.CLOSED:
+            return
+        if self.state is State.CONNECTING and packet.packet_type not in _BEFORE_CONNACK:
+            self._held.append(packet)
             return
         version = self.version
         if version == ProtocolVersion.V5:

@@ -53,6 +53,15 @@ def negotiate(connect: Connect, config: MQTTConfig) -> Negotiated:
     elif len(client_id.encode()) > config.max_client_id_length:
         raise ConnectRefused(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id too long")
 
+    will = connect.will
+    if will is not None and version == ProtocolVersion.V5:
+        if will.qos > config.maximum_qos:
+            # [MQTT-3.2.2-12]: a Will QoS above Maximum QoS is refused with 0x9B.
+            raise ConnectRefused(ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
+        if will.retain and not config.retain_available:
+            # [MQTT-3.2.2-13]: Will Retain when retain is not available: 0x9A.
+            raise ConnectRefused(ReasonCode.RETAIN_NOT_SUPPORTED, "will retain not supported")
+
     keep_alive = connect.keep_alive
     if config.max_keep_alive < 65_535 and (keep_alive == 0 or keep_alive > config.max_keep_alive):
         if version == ProtocolVersion.V5:

@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 
 # How long a connection the server has closed keeps reading (and discarding) input.
 CLOSE_LINGER_SECONDS = 2.0
+# Events handled before a session exists (all others need one).
+_SESSIONLESS_EVENTS = (
+    ev.ConnectReceived,
+    ev.AuthReceived,
+    ev.DisconnectReceived,
+    ev.ProtocolFailed,
+)
 # Queued deliveries that make a connection flush at once rather than at the end of the turn.
 EAGER_FLUSH = 128
 
@@ -90,6 +97,9 @@ class ConnectionHandler:
         try:
             events = self.conn.receive_data(data, self.loop.time())
             for event in events:
+                if self.session is None and not isinstance(event, _SESSIONLESS_EVENTS):
+                    # Behind a refused CONNECT nothing is processed [MQTT-3.1.4-5].
+                    continue
                 self._dispatch(event)
                 if self._closed:
                     return

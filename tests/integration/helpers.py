@@ -395,12 +395,13 @@ def mosquitto_sub(
 def mosquitto_pub(
     handle: BrokerHandle,
     topic: str,
-    message: str,
+    message: str | None,
     version: int,
     qos: int = 0,
     retain: bool = False,
     extra: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """Run mosquitto_pub once; `message=None` sends an empty payload (-n)."""
     args = [
         "mosquitto_pub",
         "-h",
@@ -411,8 +412,7 @@ def mosquitto_pub(
         MOSQUITTO_VERSIONS[version],
         "-t",
         topic,
-        "-m",
-        message,
+        *(["-n"] if message is None else ["-m", message]),
         "-q",
         str(qos),
         *(["-r"] if retain else []),

@@ -46,7 +46,7 @@ def connected(
     """A raw client whose CONNECT the broker accepted."""
     c = client(broker, version)
     kw.setdefault("client_id", unique("c"))
-    connack = c.connect(properties=properties, **kw)
+    connack = c.connect(properties=properties, **kw)  # type: ignore[arg-type]
     assert isinstance(connack, Connack), connack
     assert connack.reason_code == 0, connack
     return c

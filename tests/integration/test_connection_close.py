@@ -9,7 +9,7 @@ import threading
 import time
 
 from roost.mqtt.constants import ProtocolVersion
-from tests.integration.helpers import raw
+from tests.integration.helpers import V311, raw
 
 
 def test_server_stop_with_a_peer_already_reset_mqtt_3_14_4(broker_factory):
@@ -36,3 +36,19 @@ def test_server_stop_with_a_peer_already_reset_mqtt_3_14_4(broker_factory):
     client.close()  # RST, not FIN
     closed.set()
     done.result(10)  # no OSError (ENOTCONN) out of RoostServer.stop()
+
+
+def test_server_shutdown_sends_disconnect_0x8b_to_v5_clients_mqtt_4_13(
+    broker_factory, client_factory
+):
+    """v5 4.13 / 3.14.2.1: a server shutting down sends DISCONNECT 0x8B (Server shutting
+    down) to v5 clients before closing [MQTT-3.14.0-1]; 3.1.1 clients see the connection
+    closed."""
+    handle = broker_factory()
+    v5 = client_factory(handle, "v5-client")
+    v5.connect()
+    v311 = client_factory(handle, "v311-client", version=V311)
+    v311.connect()
+    handle.stop()
+    assert v5.expect_disconnect().reason_code == 0x8B
+    v311.expect_disconnect()

@@ -18,6 +18,7 @@ from roost.mqtt.packets import (
     Suback,
 )
 from tests.integration.helpers import (
+    TIMEOUT,
     V5,
     V31,
     V311,
@@ -227,3 +228,48 @@ def test_unacknowledged_qos2_resent_then_pubrel_resent_mqtt_4_4_0_1(broker, clie
     c.send(Pubcomp(packet_id=first.packet_id))
     hang_up(broker, c, "resume2")
     assert not session_of(broker, "resume2").inflight
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_ordered_delivery_of_a_burst_mqtt_4_6_0_6(broker, client_factory, qos):
+    """[MQTT-4.6.0-5] [MQTT-4.6.0-6]: messages from one publisher on one topic are delivered
+    to a subscriber in the order they were published (no waiting between PUBLISH packets)."""
+    sub = client_factory(broker, "ordered")
+    sub.connect()
+    sub.subscribe("order/t", qos)
+    pub = client_factory(broker, "burst")
+    pub.connect()
+    infos = [pub.paho.publish("order/t", b"%03d" % n, qos) for n in range(100)]
+    for info in infos:
+        info.wait_for_publish(TIMEOUT)
+    payloads = [m.payload for m in sub.expect_messages(100)]
+    assert payloads == [b"%03d" % n for n in range(100)]
+
+
+def test_resume_resends_inflight_before_queued_in_order_mqtt_4_6_0_1(broker, client_factory):
+    """[MQTT-4.6.0-1] [MQTT-4.4.0-1]: on resume the server resends unacknowledged PUBLISH
+    packets first, in their original order, then sends what was queued meanwhile."""
+    persistent = {"clean_start": False, "properties": Properties(session_expiry_interval=60)}
+    c = raw(broker)
+    c.connect(
+        "order-resume",
+        **{**persistent, "properties": Properties(session_expiry_interval=60, receive_maximum=2)},
+    )
+    c.subscribe("ro/t", 1)
+    pub = client_factory(broker, "pub")
+    pub.connect()
+    for n in range(4):
+        pub.publish("ro/t", b"%d" % n, 1)
+    first = [c.recv(), c.recv()]
+    assert [p.payload for p in first] == [b"0", b"1"]
+    hang_up(broker, c, "order-resume")
+    c = raw(broker)
+    assert c.connect("order-resume", **persistent).session_present
+    got = []
+    while len(got) < 4:
+        p = c.recv()
+        assert isinstance(p, Publish)
+        got.append((p.payload, p.dup))
+        c.send(Puback(packet_id=p.packet_id))
+    assert got == [(b"0", True), (b"1", True), (b"2", False), (b"3", False)]
+    bye(c)

@@ -350,3 +350,17 @@ def test_raw_client_bye_leaves_persistent_session(broker):
     bye(c)
     wait_connected(broker, "bye311", connected=False)
     assert session_of(broker, "bye311") is not None
+
+
+def test_v5_server_keep_alive_is_enforced_mqtt_3_1_2_22(broker_factory):
+    """[MQTT-3.2.2-21] [MQTT-3.1.2-22]: the keep alive the server announced (Server Keep
+    Alive 1 for a requested 60) is the one it enforces: silence for 1.5 s closes the
+    connection with DISCONNECT 0x8D."""
+    handle = broker_factory(max_keep_alive=1)
+    c = raw(handle)
+    connack = c.connect("announced", keep_alive=60)
+    assert connack.properties.server_keep_alive == 1
+    started = time.monotonic()
+    got = c.expect_closed(timeout=4)
+    assert time.monotonic() - started < 3.5
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x8D]

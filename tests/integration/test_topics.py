@@ -250,3 +250,32 @@ def test_v311_unsuback_even_if_nothing_unsubscribed_mqtt_3_10_4_5(broker):
     unsuback = c.recv()
     assert isinstance(unsuback, Unsuback) and unsuback.packet_id == 6
     bye(c)
+
+
+def test_shared_and_non_shared_subscription_of_one_client_two_copies_mqtt_4_8_2(
+    broker, client_factory
+):
+    """v5 4.8.2: a client with a Shared Subscription and a non-shared one matching the same
+    message receives a copy by virtue of the non-shared subscription and a second copy as
+    the (only) member of the shared group."""
+    c = client_factory(broker, "both")
+    c.connect()
+    c.subscribe("$share/g/both/t", 1)
+    c.subscribe("both/t", 1)
+    pub = client_factory(broker, "pub")
+    pub.connect()
+    pub.publish("both/t", b"x", 1)
+    assert [m.payload for m in c.expect_messages(2)] == [b"x", b"x"]
+    c.expect_no_message()
+
+
+def test_client_may_not_publish_into_sys_mqtt_4_7_2_1(broker, client_factory):
+    """4.7.2: `$SYS/` is the server's own; a v5 publish there is refused (PUBACK 0x87 Not
+    authorized) and reaches no subscriber."""
+    watcher = client_factory(broker, "watcher")
+    watcher.connect()
+    watcher.subscribe("$SYS/fake")
+    pub = client_factory(broker, "pub")
+    pub.connect()
+    assert pub.publish("$SYS/fake", b"x", 1) == 0x87
+    watcher.expect_no_message()

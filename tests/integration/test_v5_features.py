@@ -222,7 +222,7 @@ def test_client_maximum_packet_size_drops_for_that_client_only_mqtt_3_1_2_25(
 
 def test_message_expiry_offline_queue_and_remaining_interval_mqtt_3_3_2_5(broker, client_factory):
     """[MQTT-3.3.2-5]: a message whose expiry interval has passed is not delivered to a
-    subscriber that was offline; [MQTT-3.3.2-6]: the Message Expiry Interval forwarded is
+    subscriber that was offline, nor kept as a retained message; [MQTT-3.3.2-6]: the Message Expiry Interval forwarded is
     the time remaining, less than the publisher's."""
     expiry = connect_props(SessionExpiryInterval=60)
     sub = client_factory(broker, "exp-sub")
@@ -234,7 +234,12 @@ def test_message_expiry_offline_queue_and_remaining_interval_mqtt_3_3_2_5(broker
     pub.connect()
     pub.publish("mx/short", b"stale", 1, properties=props(MessageExpiryInterval=1))
     pub.publish("mx/long", b"fresh", 1, properties=props(MessageExpiryInterval=10))
+    pub.publish("mxr/t", b"retained", 1, retain=True, properties=props(MessageExpiryInterval=1))
     time.sleep(1.2)
+    late = client_factory(broker, "late")
+    late.connect()
+    late.subscribe("mxr/t")
+    late.expect_no_message()  # the retained message expired as well [MQTT-3.3.2-5]
     again = client_factory(broker, "exp-sub")
     assert again.connect(clean_start=False, properties=expiry).session_present
     message = again.expect_message()

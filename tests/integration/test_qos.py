@@ -273,3 +273,28 @@ def test_resume_resends_inflight_before_queued_in_order_mqtt_4_6_0_1(broker, cli
         c.send(Puback(packet_id=p.packet_id))
     assert got == [(b"0", True), (b"1", True), (b"2", False), (b"3", False)]
     bye(c)
+
+
+def test_takeover_resends_unacknowledged_to_new_connection_mqtt_4_4_0_1(broker, client_factory):
+    """[MQTT-3.1.4-3] with [MQTT-4.4.0-1]: when a new connection takes over a session
+    (Clean Start 0), QoS 1 messages unacknowledged on the old connection are resent on the
+    new one with DUP=1."""
+    persistent = {"clean_start": False, "properties": Properties(session_expiry_interval=60)}
+    old = raw(broker)
+    old.connect("taken", **persistent)
+    old.subscribe("take/t", 1)
+    pub = client_factory(broker, "pub")
+    pub.connect()
+    pub.publish("take/t", b"pending", 1)
+    first = old.recv()
+    assert isinstance(first, Publish) and not first.dup
+    new = raw(broker)
+    connack = new.connect("taken", **persistent)
+    assert isinstance(connack, Connack) and connack.session_present
+    again = new.recv()
+    assert isinstance(again, Publish)
+    assert (again.payload, again.packet_id, again.dup) == (b"pending", first.packet_id, True)
+    got = old.expect_closed()
+    assert [p.reason_code for p in got if hasattr(p, "reason_code")] == [0x8E]
+    new.send(Puback(packet_id=again.packet_id))
+    bye(new)

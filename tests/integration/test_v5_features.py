@@ -390,3 +390,49 @@ def test_v5_subscribe_options_retain_handling_sent_raw_mqtt_3_8_3_1(broker):
     suback = c.recv()
     assert list(suback.reason_codes) == [2, 0, 1]
     bye(c)
+
+
+# -- server limits -------------------------------------------------------------------------
+
+
+def test_packet_over_server_maximum_disconnect_0x95_mqtt_3_2_2_15(broker_factory):
+    """v5 3.2.2.3.6 with [MQTT-3.1.2-24] mirrored: CONNACK announces the server's Maximum
+    Packet Size; a larger packet from the client is answered with DISCONNECT 0x95 Packet too
+    large and the connection is closed."""
+    handle = broker_factory(max_packet_size=256)
+    c = raw(handle)
+    connack = c.connect("big-sender")
+    assert connack.properties.maximum_packet_size == 256
+    c.send(Publish(topic="big", payload=b"x" * 1000, qos=0))
+    got = c.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x95]
+
+
+def test_maximum_qos_1_downgrades_suback_and_refuses_qos2_publish_mqtt_3_2_2_12(
+    broker_factory, client_factory
+):
+    """[MQTT-3.2.2-9] [MQTT-3.2.2-11] [MQTT-3.2.2-12]: with Maximum QoS 1 the CONNACK says so,
+    a QoS 2 subscription is granted QoS 1, and a QoS 2 PUBLISH is answered with DISCONNECT
+    0x9B QoS not supported."""
+    handle = broker_factory(maximum_qos=1)
+    c = client_factory(handle, "q1")
+    connack = c.connect()
+    assert connack.properties.MaximumQoS == 1
+    assert c.subscribe("mq/t", 2) == [1]
+    r = raw(handle)
+    r.connect("q2-sender")
+    r.send(Publish(topic="mq/t", payload=b"x", qos=2, packet_id=1))
+    got = r.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x9B]
+
+
+def test_retain_not_available_refuses_retained_publish_mqtt_3_2_2_15(broker_factory):
+    """[MQTT-3.2.2-14] [MQTT-3.2.2-15]: with Retain Available 0 the CONNACK says so, and a
+    PUBLISH with RETAIN 1 is answered with DISCONNECT 0x9A Retain not supported."""
+    handle = broker_factory(retain_available=False)
+    c = raw(handle)
+    connack = c.connect("retainer")
+    assert connack.properties.retain_available == 0
+    c.send(Publish(topic="r/t", payload=b"x", retain=True))
+    got = c.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x9A]

@@ -8,7 +8,9 @@ import time
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
-from tests.integration.helpers import V5, V311, connect_props, props, wait_connected
+from roost.mqtt.constants import ProtocolVersion
+from roost.mqtt.packets import Connect, Disconnect, Will
+from tests.integration.helpers import V5, V311, connect_props, props, raw, wait_connected
 
 
 def will_props(**values):
@@ -155,3 +157,31 @@ def test_takeover_publishes_will_without_delay_mqtt_3_1_4_3(broker, client_facto
     second.connect()
     assert watcher.expect_message().payload == b"replaced"
     wait_connected(broker, "taken")
+
+
+def test_will_published_when_server_closes_for_protocol_error_mqtt_3_1_2_8(
+    broker, client_factory, watcher
+):
+    """[MQTT-3.1.2-8] / 3.1.2.5: the will is published when the server closes the connection
+    because of a protocol error (here a second CONNECT [MQTT-3.1.0-2])."""
+    c = raw(broker)
+    c.connect("bad", will=Will(topic="will/bad", payload=b"protocol error"))
+    c.send(Connect(client_id="bad", protocol_version=ProtocolVersion.V5))
+    got = c.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x82]
+    assert watcher.expect_message().payload == b"protocol error"
+
+
+def test_will_published_when_clean_start_ends_delayed_session_mqtt_3_1_2_4(
+    broker, client_factory, watcher
+):
+    """v5 3.1.3.2.2 with [MQTT-3.1.2-4]: a reconnect with Clean Start 1 ends the old session,
+    so a will still waiting for its delay is published then, not discarded."""
+    c = client_factory(broker, "restart")
+    c.will_set("will/restart", b"old session over", properties=will_props(WillDelayInterval=30))
+    c.connect(clean_start=False, properties=connect_props(SessionExpiryInterval=60))
+    c.drop()
+    watcher.expect_no_message()
+    fresh = client_factory(broker, "restart")
+    assert not fresh.connect(clean_start=True).session_present
+    assert watcher.expect_message().payload == b"old session over"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from roost.auth.base import AuthChain
-from roost.config import Config, ListenerConfig, MQTTConfig, validate
+from roost.config import Config, ListenerConfig, MQTTConfig, StoreConfig, validate
 from roost.server.server import RoostServer
 
 
@@ -41,11 +42,21 @@ class BrokerHandle:
         self.thread.join(timeout=10)
 
 
-def start_broker(auth: AuthChain | None = None, **mqtt: Any) -> BrokerHandle:
-    """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0."""
+def start_broker(
+    auth: AuthChain | None = None,
+    *,
+    durability: str = "sync",
+    data_dir: str | None = None,
+    **mqtt: Any,
+) -> BrokerHandle:
+    """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0, on the
+    default durability (SQLite) in a fresh temporary data directory unless one is given."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0),),
         mqtt=replace(MQTTConfig(), **mqtt),
+        store=StoreConfig(
+            durability=durability, data_dir=data_dir or tempfile.mkdtemp(prefix="roost-test-")
+        ),
     )
     validate(config)
     server = RoostServer(config, auth=auth)
@@ -78,8 +89,8 @@ def broker_factory() -> Iterator[Callable[..., BrokerHandle]]:
     """Start brokers with config overrides: `broker_factory(max_keep_alive=60)`."""
     started: list[BrokerHandle] = []
 
-    def factory(auth: AuthChain | None = None, **mqtt: Any) -> BrokerHandle:
-        handle = start_broker(auth, **mqtt)
+    def factory(auth: AuthChain | None = None, **kwargs: Any) -> BrokerHandle:
+        handle = start_broker(auth, **kwargs)
         started.append(handle)
         return handle
 

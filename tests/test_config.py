@@ -20,7 +20,8 @@ def test_defaults_without_a_file() -> None:
     config = load(None, environ={})
     assert config == Config()
     assert config.listeners[0].port == 1883
-    assert config.store.backend == "memory"
+    assert config.store.durability == "sync"
+    assert config.store.data_dir == "./data"
 
 
 def test_toml_sections_and_listeners(tmp_path: Path) -> None:

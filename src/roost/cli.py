@@ -12,7 +12,7 @@ import click
 
 from roost import __version__
 from roost.config import Config, load
-from roost.errors import ConfigError
+from roost.errors import ConfigError, RoostError
 
 
 def _install_uvloop() -> None:
@@ -70,7 +70,7 @@ def serve(
     server = RoostServer(config)
     try:
         asyncio.run(server.serve_forever())
-    except OSError as exc:
+    except (OSError, RoostError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
 
 

@@ -61,7 +61,7 @@ class MQTTConfig:
 class StoreConfig:
     """Where state lives."""
 
-    backend: str = "memory"
+    durability: str = "sync"
     data_dir: str = "./data"
 
 
@@ -222,7 +222,10 @@ def validate(config: Config) -> None:
             "mqtt.shared_subscription_strategy must be round_robin, random or first",
         ),
         (m.sys_interval > 0, "mqtt.sys_interval must be > 0"),
-        (config.store.backend in ("memory",), "store.backend must be memory"),
+        (
+            config.store.durability in ("sync", "memory"),
+            "store.durability must be sync or memory",
+        ),
         (bool(config.listeners), "at least one listener is required"),
     ]
     for listener in config.listeners:

@@ -16,7 +16,7 @@ from roost.core.message import Delivery, Message
 from roost.core.retained import RetainedIndex
 from roost.core.router import STRATEGIES, Router
 from roost.core.session import Session, SessionKey, SessionSubscription
-from roost.core.store import Store, StoreSnapshot
+from roost.core.store import Journal, Store, StoreSnapshot
 from roost.core.topics import parse_shared
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,11 @@ class _Timer:
 class Broker:
     """All sessions, subscriptions and retained messages of every tenant."""
 
-    def __init__(self, config: MQTTConfig, store: Store) -> None:
+    def __init__(self, config: MQTTConfig, store: Store, journal: Journal | None = None) -> None:
         self.config = config
         self.store = store
+        # Per-message durability for persistent sessions (None: memory durability).
+        self.journal = journal
         self.sessions: dict[SessionKey, Session] = {}
         self.routers: dict[str, Router] = {}
         self.retained: dict[str, RetainedIndex[Message]] = {}
@@ -108,8 +110,10 @@ class Broker:
             self.sessions[key] = session
         else:
             session = existing
-            self.wills.pop(key, None)
+            self._cancel_will(key)
         session.expiry_interval = expiry_interval
+        if expiry_interval and self.journal is not None:
+            session.journal = self.journal
         session.connected = True
         session.disconnected_at = None
         if expiry_interval:
@@ -133,6 +137,8 @@ class Broker:
                 self._publish_will(will, now)
             else:
                 self.wills[session.key] = PendingWill(will, now + will_delay)
+                if self.journal is not None and session.expiry_interval:
+                    self.journal.will_saved(session.key, will, now + will_delay)
                 self._schedule(now + will_delay, "will", session.key)
         if session.expiry_interval == 0:
             self.end_session(session, now)
@@ -151,7 +157,7 @@ class Broker:
 
     def end_session(self, session: Session, now: float) -> None:
         """Discard a session; a pending will is published now [MQTT-3.1.2-8]."""
-        pending = self.wills.pop(session.key, None)
+        pending = self._cancel_will(session.key)
         if pending is not None:
             self._publish_will(pending.message, now)
         router = self.routers.get(session.tenant)
@@ -163,6 +169,12 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             self.store.session_deleted(session.key)
+
+    def _cancel_will(self, key: SessionKey) -> PendingWill | None:
+        pending = self.wills.pop(key, None)
+        if pending is not None and self.journal is not None:
+            self.journal.will_deleted(key)
+        return pending
 
     def _publish_will(self, will: Message, now: float) -> None:
         self.stats.wills_published += 1
@@ -188,7 +200,7 @@ class Broker:
             if timer.kind == "will":
                 pending = self.wills.get(timer.key)
                 if pending is not None and pending.due <= now:
-                    del self.wills[timer.key]
+                    self._cancel_will(timer.key)
                     self._publish_will(pending.message, now)
             elif timer.kind == "expire" and session is not None and not session.connected:
                 assert session.disconnected_at is not None
@@ -247,14 +259,16 @@ class Broker:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def publish(self, message: Message, now: float, *, count: bool = True) -> int:
+    def publish(
+        self, message: Message, now: float, *, count: bool = True, persist: bool = True
+    ) -> int:
         """Store/clear the retained copy and hand the message to every matching session.
         Returns the number of sessions it was delivered to."""
         if count:
             self.stats.messages_received += 1
             self.stats.publish_bytes_received += len(message.payload)
         if message.retain:
-            self._retain(message)
+            self._retain(message, persist)
         router = self.routers.get(message.tenant)
         if router is None:
             return 0
@@ -267,8 +281,8 @@ class Broker:
 
         targets = router.route(message.topic, message.publisher, is_online)
         delivered = 0
-        for client_id, target in targets.items():
-            session = sessions.get((tenant, client_id))
+        for target in targets:
+            session = sessions.get((tenant, target.client_id))
             if session is None:
                 continue
             qos = min(target.qos, message.qos)
@@ -284,17 +298,18 @@ class Broker:
             self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
         return delivered
 
-    def _retain(self, message: Message) -> None:
+    def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)
         if index is None:
             index = self.retained[message.tenant] = RetainedIndex()
         if not message.payload:
             # A retained PUBLISH with an empty payload removes the retained message.
-            if index.delete(message.topic):
+            if index.delete(message.topic) and persist:
                 self.store.retained_deleted(message.tenant, message.topic)
         elif index.get(message.topic) is not None or len(index) < self.config.max_retained_messages:
             index.set(message.topic, message)
-            self.store.retained_set(message)
+            if persist:
+                self.store.retained_set(message)
         else:
             self.stats.messages_dropped += 1
             log.warning("retained message on %r refused: max_retained_messages", message.topic)
@@ -325,6 +340,7 @@ class Broker:
             )
             session.expiry_interval = stored.expiry_interval
             session.disconnected_at = since
+            session.journal = self.journal
             for delivery in stored.deliveries:
                 if delivery.packet_id:
                     session.inflight[delivery.packet_id] = delivery
@@ -339,6 +355,10 @@ class Broker:
                 router.add(stored.client_id, subscription)
             if stored.expiry_interval != NEVER_EXPIRES:
                 self._schedule(since + stored.expiry_interval, "expire", key)
+        for will in snapshot.wills:
+            key = (will.tenant, will.client_id)
+            self.wills[key] = PendingWill(will.message, will.due)
+            self._schedule(will.due, "will", key)
 
     def retained_count(self) -> int:
         return sum(len(index) for index in self.retained.values())

@@ -56,3 +56,5 @@ class Delivery:
     dup: bool = False
     # QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
     released: bool = False
+    # Identity in a durable store (0: not stored).
+    store_id: int = 0

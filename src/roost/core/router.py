@@ -102,23 +102,36 @@ class Router:
 
     def route(
         self, topic: str, publisher: str | None, is_online: Callable[[str], bool]
-    ) -> dict[str, Target]:
-        """Targets for a message on `topic`, merged per session [MQTT-3.3.4-2]."""
-        targets: dict[str, Target] = {}
+    ) -> list[Target]:
+        """Targets for a message on `topic`: one per session for its non-shared
+        subscriptions, merged [MQTT-3.3.4-2], and one per matching `$share` group; a
+        client in both gets two copies (MQTT 5 section 4.8.2)."""
+        merged: dict[str, Target] = {}
+        shared: list[Target] = []
         for key, value in self.trie.match(topic):
             if isinstance(value, ShareGroup):
                 client_id = self._pick(value, is_online)
                 sub = value.members[client_id]
-            else:
-                assert isinstance(key, str)
-                client_id, sub = key, value
-                # No Local: never back to the publisher's own subscription [MQTT-3.8.3-3]
-                if sub.options.no_local and client_id == publisher:
-                    continue
-            target = targets.get(client_id)
+                shared.append(
+                    Target(
+                        client_id,
+                        sub.options.qos,
+                        sub.options.retain_as_published,
+                        [sub.subscription_identifier]
+                        if sub.subscription_identifier is not None
+                        else [],
+                    )
+                )
+                continue
+            assert isinstance(key, str)
+            client_id, sub = key, value
+            # No Local: never back to the publisher's own subscription [MQTT-3.8.3-3]
+            if sub.options.no_local and client_id == publisher:
+                continue
+            target = merged.get(client_id)
             if target is None:
                 target = Target(client_id, sub.options.qos, sub.options.retain_as_published, [])
-                targets[client_id] = target
+                merged[client_id] = target
             else:
                 target.qos = max(target.qos, sub.options.qos)
                 target.retain_as_published = (
@@ -126,7 +139,9 @@ class Router:
                 )
             if sub.subscription_identifier is not None:
                 target.subscription_identifiers.append(sub.subscription_identifier)
-        return targets
+        if shared:
+            return [*merged.values(), *shared]
+        return list(merged.values())
 
     def _pick(self, group: ShareGroup, is_online: Callable[[str], bool]) -> str:
         members = list(group.members)

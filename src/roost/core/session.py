@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from roost.core.message import Delivery, Message
 from roost.mqtt.packets import Subscription
+
+if TYPE_CHECKING:
+    from roost.core.store import Journal
 
 SessionKey = tuple[str, str]  # (tenant, client_id)
 
@@ -57,6 +61,8 @@ class Session:
         self.disconnected_at: float | None = None
         # Called when there is something new to send; set by the connection that owns it.
         self.wake: Callable[[], None] | None = None
+        # Set for a persistent session when the store is durable: QoS 1/2 state is journaled.
+        self.journal: Journal | None = None
         self._next_packet_id = 1
 
     # -- outbound ------------------------------------------------------------------------
@@ -80,8 +86,12 @@ class Session:
             dropped = self.queue.popleft()
             self.queued_bytes -= dropped.message.size
             self.stats.dropped_overflow += 1
+            if dropped.store_id and self.journal is not None:
+                self.journal.delivery_deleted(dropped)
         self.queue.append(delivery)
         self.queued_bytes += size
+        if delivery.qos and self.journal is not None:
+            self.journal.delivery_queued(self.key, delivery)
         if self.wake is not None:
             self.wake()
         return True
@@ -117,23 +127,47 @@ class Session:
             self.queued_bytes -= head.message.size
             if head.message.expires_at is not None and head.message.expired(now):
                 self.stats.dropped_expired += 1
+                if head.store_id and self.journal is not None:
+                    self.journal.delivery_deleted(head)
                 continue
             if head.qos > 0:
                 head.packet_id = self.allocate_packet_id()
                 self.inflight[head.packet_id] = head
+                if head.store_id and self.journal is not None:
+                    self.journal.delivery_sent(head)
             out.append(head)
         return out
 
     def acknowledge(self, packet_id: int) -> Delivery | None:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends an exchange; frees its packet id."""
-        return self.inflight.pop(packet_id, None)
+        delivery = self.inflight.pop(packet_id, None)
+        if delivery is not None and delivery.store_id and self.journal is not None:
+            self.journal.delivery_deleted(delivery)
+        return delivery
 
     def received(self, packet_id: int) -> Delivery | None:
         """PUBREC for an outbound QoS 2 message: now waiting for PUBCOMP."""
         delivery = self.inflight.get(packet_id)
-        if delivery is not None and delivery.qos == 2:
+        if delivery is not None and delivery.qos == 2 and not delivery.released:
             delivery.released = True
+            if delivery.store_id and self.journal is not None:
+                self.journal.delivery_released(delivery)
         return delivery
+
+    def add_awaiting_rel(self, packet_id: int) -> None:
+        """An inbound QoS 2 message was accepted; its PUBREL is awaited."""
+        self.awaiting_rel.add(packet_id)
+        if self.journal is not None:
+            self.journal.awaiting_rel_added(self.key, packet_id)
+
+    def remove_awaiting_rel(self, packet_id: int) -> bool:
+        """PUBREL arrived; False if the packet id was not awaited."""
+        if packet_id not in self.awaiting_rel:
+            return False
+        self.awaiting_rel.discard(packet_id)
+        if self.journal is not None:
+            self.journal.awaiting_rel_removed(self.key, packet_id)
+        return True
 
     def resend_list(self) -> list[Delivery]:
         """Unacknowledged exchanges, in order, to resend on resume [MQTT-4.4.0-1]."""
@@ -144,13 +178,21 @@ class Session:
 
     def drop_inflight(self, packet_id: int) -> None:
         """Forget an exchange the client can never receive (too large for it)."""
-        if self.inflight.pop(packet_id, None) is not None:
+        delivery = self.inflight.pop(packet_id, None)
+        if delivery is not None:
             self.stats.dropped_too_large += 1
+            if delivery.store_id and self.journal is not None:
+                self.journal.delivery_deleted(delivery)
 
     def message_count(self) -> int:
         return len(self.queue) + len(self.inflight)
 
     def clear_messages(self) -> None:
+        journal = self.journal
+        if journal is not None:
+            for delivery in (*self.queue, *self.inflight.values()):
+                if delivery.store_id:
+                    journal.delivery_deleted(delivery)
         self.queue.clear()
         self.queued_bytes = 0
         self.inflight.clear()

@@ -7,6 +7,7 @@ memory store) is not told of per-message changes, so the hot path pays nothing f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +36,7 @@ class StoreSnapshot:
 
     sessions: list[StoredSession] = field(default_factory=list)
     retained: list[Message] = field(default_factory=list)
+    wills: list[StoredWill] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -62,3 +64,52 @@ class Store(Protocol):
     def retained_deleted(self, tenant: str, topic: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Committer(Protocol):
+    """Group commit as the server sees it: changes are numbered as they are recorded;
+    `after_commit(seq, cb)` runs cb once every change up to seq is on disk."""
+
+    write_seq: int
+    barrier_seq: int
+    committed_seq: int
+
+    def after_commit(self, seq: int, callback: Callable[[], None]) -> None: ...
+
+
+class Journal(Protocol):
+    """Per-message changes, reported only to a durable store for persistent sessions.
+
+    Each call is recorded at once and committed with others (group commit). A call made
+    with `barrier` semantics must be committed before the server sends any packet that
+    reveals it (acknowledgement, PUBREL, PUBCOMP, the PUBLISH itself); the server asks
+    `after_commit` for that. Deletions are lazy: losing one in a crash only repeats a
+    delivery the at-least-once rules allow."""
+
+    def delivery_queued(self, key: SessionKey, delivery: Delivery) -> None: ...
+
+    def delivery_sent(self, delivery: Delivery) -> None:
+        """A QoS 1/2 delivery got its packet id (barrier)."""
+        ...
+
+    def delivery_released(self, delivery: Delivery) -> None:
+        """PUBREC received for it: PUBREL is owed, not the PUBLISH (barrier)."""
+        ...
+
+    def delivery_deleted(self, delivery: Delivery) -> None: ...
+
+    def awaiting_rel_added(self, key: SessionKey, packet_id: int) -> None: ...
+
+    def awaiting_rel_removed(self, key: SessionKey, packet_id: int) -> None: ...
+
+    def will_saved(self, key: SessionKey, message: Message, due: float) -> None: ...
+
+    def will_deleted(self, key: SessionKey) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredWill:
+    tenant: str
+    client_id: str
+    message: Message
+    due: float

@@ -11,6 +11,7 @@ from roost.auth.base import AuthChain
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.session import SessionKey
+from roost.core.store import Committer
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
@@ -29,4 +30,6 @@ class ServerContext:
     # Every open network connection (also those without CONNECT yet).
     handlers: set[ConnectionHandler] = field(default_factory=set)
     started_at: float = field(default_factory=time.time)
+    # Set when the store is durable: output revealing stored state waits for its commit.
+    committer: Committer | None = None
     assigned_ids: int = 0

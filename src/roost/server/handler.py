@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
@@ -84,6 +85,10 @@ class ConnectionHandler:
         self._paused = False
         self._flush_scheduled = False
         self._closed = False
+        # Output waiting for the store: (change seq it reveals, bytes), in order.
+        self._deferred: deque[tuple[int, bytes]] = deque()
+        self._close_when_released = False
+        self._mark = 0
         self._timer: asyncio.TimerHandle | None = loop.call_later(
             m.connect_timeout, self._on_connect_timeout
         )
@@ -94,6 +99,7 @@ class ConnectionHandler:
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        self._begin()
         try:
             events = self.conn.receive_data(data, self.loop.time())
             for event in events:
@@ -357,6 +363,7 @@ class ConnectionHandler:
             return
         if self.conn.state is not State.CONNECTED:
             return
+        self._begin()
         window = min(self.conn.client_receive_maximum, self.ctx.config.mqtt.max_inflight)
         now = self.ctx.clock()
         for delivery in self.session.take_ready(window, now):
@@ -393,10 +400,43 @@ class ConnectionHandler:
             if delivery.qos and self.session is not None:
                 self.session.drop_inflight(delivery.packet_id)
 
+    def _begin(self) -> None:
+        """Start of a unit of work: changes recorded from now on are revealed by its output."""
+        committer = self.ctx.committer
+        if committer is not None:
+            self._mark = committer.barrier_seq
+
     def _write_out(self) -> None:
+        """Write what the protocol produced; if it reveals changes not yet committed (an
+        acknowledgement of a stored message, a PUBLISH with its packet id journaled, ...),
+        hold it, and everything after it, until the commit."""
         data = self.conn.data_to_send()
-        if data and not self.transport.is_closing():
+        if not data:
+            return
+        committer = self.ctx.committer
+        if committer is not None:
+            needed = committer.write_seq if committer.barrier_seq > self._mark else 0
+            if self._deferred:
+                needed = max(needed, self._deferred[-1][0])
+            if needed > committer.committed_seq:
+                self._deferred.append((needed, data))
+                committer.after_commit(needed, self._release)
+                return
+        if not self.transport.is_closing():
             self.transport.write(data)
+
+    def _release(self) -> None:
+        """A commit finished: write what no longer waits, in order."""
+        committer = self.ctx.committer
+        assert committer is not None
+        deferred = self._deferred
+        while deferred and deferred[0][0] <= committer.committed_seq:
+            _, data = deferred.popleft()
+            if not self.transport.is_closing():
+                self.transport.write(data)
+        if not deferred and self._close_when_released:
+            self._close_when_released = False
+            self._close_transport()
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -449,12 +489,19 @@ class ConnectionHandler:
         self._close(publish_will=True)
 
     def _close(self, publish_will: bool) -> None:
-        """Close after what is queued has been written. The read side stays open for a short
-        linger, discarding input, so a client still sending sees our DISCONNECT instead of a
-        reset."""
+        """Close after what is queued has been written (output waiting for a commit
+        included). The read side stays open for a short linger, discarding input, so a
+        client still sending sees our DISCONNECT instead of a reset."""
         if self._closed:
             return
         self._finish(publish_will)
+        if self._deferred:
+            self._close_when_released = True
+            self.loop.call_later(CLOSE_LINGER_SECONDS, self.transport.abort)
+            return
+        self._close_transport()
+
+    def _close_transport(self) -> None:
         transport = self.transport
         if transport.is_closing():
             return

@@ -115,7 +115,7 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
     elif packet.qos == 2:
         code = _ack_code(refused, matched, v5)
         if code < 0x80:
-            session.awaiting_rel.add(packet.packet_id or 0)
+            session.add_awaiting_rel(packet.packet_id or 0)
         conn.send_pubrec(packet.packet_id or 0, code)
 
 
@@ -130,8 +130,7 @@ def _ack_code(refused: int | None, matched: int, v5: bool) -> int:
 def on_pubrel(h: ConnectionHandler, packet_id: int) -> None:
     session = h.session
     assert session is not None
-    if packet_id in session.awaiting_rel:
-        session.awaiting_rel.discard(packet_id)
+    if session.remove_awaiting_rel(packet_id):
         h.conn.send_pubcomp(packet_id)
     elif h.conn.version == ProtocolVersion.V5:
         h.conn.send_pubcomp(packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)

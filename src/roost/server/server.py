@@ -7,14 +7,17 @@ import contextlib
 import functools
 import logging
 import signal
+import time
 
 from roost import __version__
 from roost.auth.base import AuthChain
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
+from roost.core.store import Committer, Store
 from roost.server.context import ServerContext
 from roost.store.memory import MemoryStore
+from roost.store.sqlite import SqliteStore
 from roost.transport.tcp import MQTTProtocol
 
 log = logging.getLogger(__name__)
@@ -27,9 +30,19 @@ class RoostServer:
 
     def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
         self.config = config
-        self.store = MemoryStore()
-        self.broker = Broker(config.mqtt, self.store)
-        self.ctx = ServerContext(config=config, broker=self.broker, auth=auth or AuthChain())
+        self.store: Store
+        if config.store.durability == "sync":
+            sqlite = SqliteStore(config.store.data_dir)
+            self.store = sqlite
+            self.broker = Broker(config.mqtt, sqlite, journal=sqlite)
+            committer: Committer | None = sqlite
+        else:
+            self.store = MemoryStore()
+            self.broker = Broker(config.mqtt, self.store)
+            committer = None
+        self.ctx = ServerContext(
+            config=config, broker=self.broker, auth=auth or AuthChain(), committer=committer
+        )
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -37,7 +50,18 @@ class RoostServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.broker.restore(self.store.load(), self.ctx.clock())
+        started = time.monotonic()
+        snapshot = self.store.load()
+        self.broker.restore(snapshot, self.ctx.clock())
+        if self.store.durable:
+            log.info(
+                "store %s: %d sessions, %d queued messages, %d retained restored in %.2f s",
+                self.config.store.data_dir,
+                len(self.broker.sessions),
+                sum(s.message_count() for s in self.broker.sessions.values()),
+                self.broker.retained_count(),
+                time.monotonic() - started,
+            )
         for listener in self.config.listeners:
             factory = functools.partial(
                 MQTTProtocol, self.ctx, listener.name, listener.max_connections, [0]
@@ -107,6 +131,7 @@ class RoostServer:
                     ),
                     now,
                     count=False,
+                    persist=False,
                 )
             version_sent = True
             await asyncio.sleep(self.config.mqtt.sys_interval)
@@ -116,6 +141,13 @@ class RoostServer:
             server.close()
         for handler in list(self.ctx.handlers):
             handler.shutdown()
+        if isinstance(self.store, SqliteStore):
+            # What the last acknowledgements and DISCONNECTs wait for.
+            try:
+                await self.store.drain()
+            except TimeoutError:
+                log.error("store did not commit within the shutdown time")
+        await asyncio.sleep(0)
         for task in self._tasks:
             task.cancel()
         for server in self.servers:

@@ -298,3 +298,24 @@ def test_takeover_resends_unacknowledged_to_new_connection_mqtt_4_4_0_1(broker, 
     assert [p.reason_code for p in got if hasattr(p, "reason_code")] == [0x8E]
     new.send(Puback(packet_id=again.packet_id))
     bye(new)
+
+
+def test_qos2_refused_pubrec_frees_packet_id_mqtt_4_3_3_4(broker, client_factory):
+    """v5 4.3.3 with 3.5.2.1: a PUBREC with a Reason Code of 0x80 or above ends the QoS 2
+    exchange, so the packet identifier can be reused at once for a new message, which is
+    then delivered (not taken as a duplicate)."""
+    sub = client_factory(broker, "sub")
+    sub.connect()
+    sub.subscribe("reuse/t", 2)
+    c = raw(broker)
+    c.connect("reuser")
+    c.send(Publish(topic="$SYS/not-yours", payload=b"no", qos=2, packet_id=5))
+    refused = c.recv()
+    assert isinstance(refused, Pubrec) and refused.reason_code == 0x87
+    c.send(Publish(topic="reuse/t", payload=b"yes", qos=2, packet_id=5))
+    accepted = c.recv()
+    assert isinstance(accepted, Pubrec) and accepted.reason_code == 0x00
+    c.send(Pubrel(packet_id=5))
+    assert isinstance(c.recv(), Pubcomp)
+    assert sub.expect_message().payload == b"yes"
+    bye(c)

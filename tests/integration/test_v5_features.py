@@ -436,3 +436,65 @@ def test_retain_not_available_refuses_retained_publish_mqtt_3_2_2_15(broker_fact
     c.send(Publish(topic="r/t", payload=b"x", retain=True))
     got = c.expect_closed()
     assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x9A]
+
+
+def test_no_local_on_one_of_two_overlapping_subscriptions_mqtt_3_8_3_3(broker, client_factory):
+    """[MQTT-3.8.3-3] applies per subscription: the publisher's own message still comes back
+    through an overlapping subscription without No Local, once."""
+    c = client_factory(broker, "mixed")
+    c.connect()
+    c.subscribe("nl2/t", 0, noLocal=True)
+    c.subscribe("nl2/#", 1)
+    c.publish("nl2/t", b"mine", 1)
+    message = c.expect_message()
+    assert (message.payload, message.qos) == (b"mine", 1)
+    c.expect_no_message()
+
+
+def test_no_local_on_shared_subscription_protocol_error_mqtt_3_8_3_4(broker):
+    """[MQTT-3.8.3-4]: No Local 1 on a Shared Subscription is a Protocol Error: DISCONNECT
+    0x82 and close."""
+    c = raw(broker)
+    c.connect("nl-shared")
+    c.send(
+        Subscribe(
+            packet_id=1,
+            subscriptions=(Subscription(topic_filter="$share/g/t", qos=0, no_local=True),),
+        )
+    )
+    got = c.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x82]
+
+
+def test_wildcard_in_publish_topic_closes_mqtt_3_3_2_2(broker):
+    """[MQTT-3.3.2-2]: the Topic Name of a PUBLISH must not contain wildcards; the server
+    closes the connection (v5: DISCONNECT 0x90 Topic Name invalid)."""
+    c = raw(broker)
+    c.connect("wild-pub")
+    c.send(Publish(topic="a/+/b", payload=b"x"))
+    got = c.expect_closed()
+    assert [p.reason_code for p in got if isinstance(p, Disconnect)] == [0x90]
+
+
+def test_retained_message_keeps_properties_mqtt_3_3_2_17(broker, client_factory):
+    """[MQTT-3.3.2-17] [MQTT-3.3.2-20] [MQTT-3.3.2-6]: a retained message sent to a new
+    subscriber carries the publisher's properties, and the remaining expiry interval."""
+    pub = client_factory(broker, "pub")
+    pub.connect()
+    pub.publish(
+        "rp/t",
+        b"r",
+        1,
+        retain=True,
+        properties=props(
+            ContentType="text/plain", UserProperty=[("k", "v")], MessageExpiryInterval=60
+        ),
+    )
+    sub = client_factory(broker, "sub")
+    sub.connect()
+    sub.subscribe("rp/t", 1)
+    message = sub.expect_message()
+    assert message.retain
+    assert message.properties.ContentType == "text/plain"
+    assert message.properties.UserProperty == [("k", "v")]
+    assert 0 < message.properties.MessageExpiryInterval <= 60

@@ -77,8 +77,8 @@ def test_will_qos_and_retain_mqtt_3_1_2_14(broker, client_factory, watcher):
 
 
 def test_will_properties_forwarded_mqtt_3_1_3_10(broker, client_factory, watcher):
-    """[MQTT-3.1.3-10] and v5 3.1.3.2: the will's Content Type, Response Topic and user
-    properties are sent with the will, user properties in order [MQTT-3.3.2-18]."""
+    """[MQTT-3.1.3-10] and v5 3.1.3.2: the will's Content Type, Response Topic, user
+    properties (in order [MQTT-3.3.2-18]) and Message Expiry Interval are sent with it."""
     c = client_factory(broker, "propwill")
     c.will_set(
         "will/props",
@@ -87,6 +87,7 @@ def test_will_properties_forwarded_mqtt_3_1_3_10(broker, client_factory, watcher
             ContentType="application/json",
             ResponseTopic="will/answer",
             UserProperty=[("b", "2"), ("a", "1")],
+            MessageExpiryInterval=30,
         ),
     )
     c.connect()
@@ -95,6 +96,7 @@ def test_will_properties_forwarded_mqtt_3_1_3_10(broker, client_factory, watcher
     assert message.properties.ContentType == "application/json"
     assert message.properties.ResponseTopic == "will/answer"
     assert message.properties.UserProperty == [("b", "2"), ("a", "1")]
+    assert 0 < message.properties.MessageExpiryInterval <= 30
 
 
 def test_will_delay_interval_mqtt_3_1_3_9(broker, client_factory, watcher):

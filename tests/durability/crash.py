@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import re
@@ -49,6 +50,7 @@ from roost.mqtt.packets import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+logging.getLogger("asyncio").setLevel(logging.ERROR)  # writes racing a killed broker
 V5 = ProtocolVersion.V5
 SESSION = Properties(session_expiry_interval=3600)
 CONFIG = """

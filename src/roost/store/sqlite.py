@@ -320,7 +320,8 @@ class SqliteStore:
                 i = j
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                conn.execute("ROLLBACK")
             raise
 
     def _committed(self, future: Future[None], batch: list[Op], upto: int) -> None:

@@ -13,15 +13,56 @@ from roost.errors import ConfigError
 ENV_PREFIX = "ROOST_"
 
 
+LISTENER_TRANSPORTS = ("tcp", "tls", "ws", "wss")
+CLIENT_CERTIFICATE_MODES = ("ignore", "allow", "require")
+TLS_VERSIONS = ("1.2", "1.3")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenerConfig:
-    """One network listener."""
+    """One network listener: its transport, address, TLS, WebSocket, PROXY and armour."""
 
     name: str = "default"
     transport: str = "tcp"
     host: str = "0.0.0.0"
     port: int = 1883
+    # False: a listener that cannot bind is logged and skipped (the default WS listener).
+    required: bool = True
     max_connections: int = 100_000
+    # Armour: 0 means no limit.
+    max_connections_per_address: int = 0
+    connection_rate: float = 0.0
+    connection_burst: int = 0
+    send_timeout: float = 60.0
+    packet_timeout: float = 60.0
+    # TLS (transports tls and wss).
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    tls_cafile: str = ""
+    tls_crlfile: str = ""
+    tls_ciphers: str = ""
+    tls_min_version: str = "1.2"
+    client_certificates: str = "ignore"
+    identity_from: str = "cn"
+    require_identity_match_client_id: bool = False
+    # WebSocket (transports ws and wss).
+    ws_path: str = "/mqtt"
+    # PROXY protocol v1 / v2 header expected before anything else.
+    proxy_protocol: bool = False
+
+    @property
+    def is_tls(self) -> bool:
+        return self.transport in ("tls", "wss")
+
+    @property
+    def is_websocket(self) -> bool:
+        return self.transport in ("ws", "wss")
+
+
+DEFAULT_LISTENERS = (
+    ListenerConfig(),
+    ListenerConfig(name="ws", transport="ws", port=8080, required=False),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +80,7 @@ class MQTTConfig:
     max_queued_messages: int = 1_000
     max_queued_bytes: int = 16 * 1_048_576
     queue_overflow: str = "drop_oldest"
+    max_queued_in_memory: int = 500
     max_awaiting_rel: int = 64
     max_subscriptions_per_session: int = 1_000
     max_user_properties: int = 64
@@ -72,7 +114,7 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    listeners: tuple[ListenerConfig, ...] = DEFAULT_LISTENERS
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -143,7 +185,7 @@ def from_dict(data: dict[str, Any]) -> Config:
         sections[name] = _build(cls, section, f"[{name}]")
     listeners = data.get("listeners")
     if listeners is None:
-        listener_configs: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+        listener_configs: tuple[ListenerConfig, ...] = DEFAULT_LISTENERS
     else:
         if not isinstance(listeners, list) or not listeners:
             raise ConfigError("[[listeners]] must be a non-empty array of tables")
@@ -208,6 +250,7 @@ def validate(config: Config) -> None:
             m.queue_overflow in ("drop_oldest", "drop_newest"),
             "mqtt.queue_overflow must be drop_oldest or drop_newest",
         ),
+        (m.max_queued_in_memory >= 1, "mqtt.max_queued_in_memory must be >= 1"),
         (m.max_awaiting_rel >= 1, "mqtt.max_awaiting_rel must be >= 1"),
         (m.max_subscriptions_per_session >= 1, "mqtt.max_subscriptions_per_session must be >= 1"),
         (m.max_user_properties >= 0, "mqtt.max_user_properties must be >= 0"),
@@ -229,18 +272,61 @@ def validate(config: Config) -> None:
         (bool(config.listeners), "at least one listener is required"),
     ]
     for listener in config.listeners:
-        checks.append(
-            (listener.transport in ("tcp",), f"listener {listener.name}: transport must be tcp")
-        )
-        checks.append(
-            (0 <= listener.port <= 65_535, f"listener {listener.name}: port must be 0..65535")
-        )
-        checks.append(
-            (listener.max_connections >= 1, f"listener {listener.name}: max_connections >= 1")
-        )
+        checks.extend(listener_checks(listener))
     names = [listener.name for listener in config.listeners]
     checks.append((len(set(names)) == len(names), "listener names must be unique"))
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     assert is_dataclass(config)
+
+
+def listener_checks(listener: ListenerConfig) -> list[tuple[bool, str]]:
+    """The validity rules of one listener, each with the message naming its setting."""
+    name = f"listener {listener.name}"
+    tls = listener.is_tls
+    checks = [
+        (
+            listener.transport in LISTENER_TRANSPORTS,
+            f"{name}: transport must be one of {', '.join(LISTENER_TRANSPORTS)}",
+        ),
+        (0 <= listener.port <= 65_535, f"{name}: port must be 0..65535"),
+        (listener.max_connections >= 1, f"{name}: max_connections must be >= 1"),
+        (
+            listener.max_connections_per_address >= 0,
+            f"{name}: max_connections_per_address must be >= 0 (0 = no limit)",
+        ),
+        (listener.connection_rate >= 0, f"{name}: connection_rate must be >= 0 (0 = no limit)"),
+        (listener.connection_burst >= 0, f"{name}: connection_burst must be >= 0"),
+        (listener.send_timeout > 0, f"{name}: send_timeout must be > 0"),
+        (listener.packet_timeout > 0, f"{name}: packet_timeout must be > 0"),
+        (
+            not tls or bool(listener.tls_certfile and listener.tls_keyfile),
+            f"{name}: transport {listener.transport} needs tls_certfile and tls_keyfile",
+        ),
+        (
+            tls or not (listener.tls_certfile or listener.tls_keyfile or listener.tls_cafile),
+            f"{name}: TLS settings need transport tls or wss",
+        ),
+        (listener.tls_min_version in TLS_VERSIONS, f"{name}: tls_min_version must be 1.2 or 1.3"),
+        (
+            listener.client_certificates in CLIENT_CERTIFICATE_MODES,
+            f"{name}: client_certificates must be ignore, allow or require",
+        ),
+        (
+            listener.client_certificates == "ignore" or bool(listener.tls_cafile),
+            f"{name}: client_certificates {listener.client_certificates} needs tls_cafile",
+        ),
+        (
+            not listener.tls_crlfile or listener.client_certificates != "ignore",
+            f"{name}: tls_crlfile needs client_certificates allow or require",
+        ),
+        (listener.identity_from in ("cn", "san"), f"{name}: identity_from must be cn or san"),
+        (
+            not listener.require_identity_match_client_id
+            or listener.client_certificates != "ignore",
+            f"{name}: require_identity_match_client_id needs client certificates",
+        ),
+        (listener.ws_path.startswith("/"), f"{name}: ws_path must start with /"),
+    ]
+    return checks

@@ -106,6 +106,7 @@ class Broker:
                 max_queued_messages=self.config.max_queued_messages,
                 max_queued_bytes=self.config.max_queued_bytes,
                 queue_overflow=self.config.queue_overflow,
+                max_in_memory=self.config.max_queued_in_memory,
             )
             self.sessions[key] = session
         else:
@@ -337,6 +338,7 @@ class Broker:
                 max_queued_messages=self.config.max_queued_messages,
                 max_queued_bytes=self.config.max_queued_bytes,
                 queue_overflow=self.config.queue_overflow,
+                max_in_memory=self.config.max_queued_in_memory,
             )
             session.expiry_interval = stored.expiry_interval
             session.disconnected_at = since
@@ -347,6 +349,9 @@ class Broker:
                 else:
                     session.queue.append(delivery)
                     session.queued_bytes += delivery.message.size
+                session.spill_after = max(session.spill_after, delivery.store_id)
+            session.spilled = stored.spilled
+            session.spilled_bytes = stored.spilled_bytes
             session.awaiting_rel.update(stored.awaiting_rel)
             self.sessions[key] = session
             router = self.router(stored.tenant)

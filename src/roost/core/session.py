@@ -43,6 +43,7 @@ class Session:
         max_queued_messages: int,
         max_queued_bytes: int,
         queue_overflow: str = "drop_oldest",
+        max_in_memory: int = 1_000,
     ) -> None:
         self.tenant = tenant
         self.client_id = client_id
@@ -52,6 +53,15 @@ class Session:
         self.inflight: dict[int, Delivery] = {}
         self.queue: deque[Delivery] = deque()
         self.queued_bytes = 0
+        self.queued_qos0 = 0
+        # Journaled sessions keep at most `max_in_memory` queued deliveries in RAM; later
+        # ones live only in the store ("spilled") and are read back in pages, in order.
+        self.max_in_memory = max_in_memory
+        self.spilled = 0
+        self.spilled_bytes = 0
+        self.spill_after = 0  # store id of the last delivery that is in RAM
+        self.spill_seq = 0  # store change that wrote the last spilled delivery
+        self._refill_waiting = False
         self.awaiting_rel: set[int] = set()
         self.max_queued_messages = max_queued_messages
         self.max_queued_bytes = max_queued_bytes
@@ -74,13 +84,13 @@ class Session:
         if self.max_queued_messages == 0 or size > self.max_queued_bytes:
             self.stats.dropped_overflow += 1
             return False
-        while self.queue and (
-            len(self.queue) >= self.max_queued_messages
-            or self.queued_bytes + size > self.max_queued_bytes
+        while (
+            len(self.queue) + self.spilled >= self.max_queued_messages
+            or self.queued_bytes + self.spilled_bytes + size > self.max_queued_bytes
         ):
-            if self._drop_one_qos0():
+            if self.queued_qos0 and self._drop_one_qos0():
                 continue
-            if self.queue_overflow == "drop_newest" or delivery.qos == 0:
+            if self.queue_overflow == "drop_newest" or delivery.qos == 0 or not self.queue:
                 self.stats.dropped_overflow += 1
                 return False
             dropped = self.queue.popleft()
@@ -88,10 +98,24 @@ class Session:
             self.stats.dropped_overflow += 1
             if dropped.store_id and self.journal is not None:
                 self.journal.delivery_deleted(dropped)
-        self.queue.append(delivery)
-        self.queued_bytes += size
-        if delivery.qos and self.journal is not None:
-            self.journal.delivery_queued(self.key, delivery)
+        journal = self.journal
+        if journal is not None and (self.spilled or len(self.queue) >= self.max_in_memory):
+            if delivery.qos == 0:
+                # Not stored, and it may not overtake what is on disk: dropped first.
+                self.stats.dropped_overflow += 1
+                return False
+            self.spill_seq = journal.delivery_queued(self.key, delivery)
+            delivery.store_id = 0  # the object is not kept: the row is read back later
+            self.spilled += 1
+            self.spilled_bytes += size
+        else:
+            self.queue.append(delivery)
+            self.queued_bytes += size
+            if delivery.qos == 0:
+                self.queued_qos0 += 1
+            elif journal is not None:
+                journal.delivery_queued(self.key, delivery)
+                self.spill_after = delivery.store_id
         if self.wake is not None:
             self.wake()
         return True
@@ -101,9 +125,40 @@ class Session:
             if queued.qos == 0:
                 del self.queue[i]
                 self.queued_bytes -= queued.message.size
+                self.queued_qos0 -= 1
                 self.stats.dropped_overflow += 1
                 return True
         return False
+
+    def _refill(self) -> None:
+        """Read the next page of spilled deliveries back into RAM, once committed."""
+        journal = self.journal
+        if journal is None or self._refill_waiting:
+            return
+        if journal.committed_seq < self.spill_seq:
+            self._refill_waiting = True
+            journal.after_commit(self.spill_seq, self._refilled)
+            return
+        page = journal.load_spilled(
+            self.key, self.spill_after, self.max_in_memory - len(self.queue)
+        )
+        if not page:
+            self.spilled = self.spilled_bytes = 0
+            return
+        for delivery in page:
+            self.queue.append(delivery)
+            size = delivery.message.size
+            self.queued_bytes += size
+            self.spilled_bytes -= size
+        self.spilled -= len(page)
+        self.spill_after = page[-1].store_id
+        if self.spilled <= 0:
+            self.spilled = self.spilled_bytes = 0
+
+    def _refilled(self) -> None:
+        self._refill_waiting = False
+        if self.wake is not None:
+            self.wake()
 
     def allocate_packet_id(self) -> int:
         """A packet id not in use by an outbound QoS 1/2 exchange [MQTT-2.2.1-3]."""
@@ -119,12 +174,16 @@ class Session:
         while fewer than `window` are unacknowledged. Expired messages are dropped."""
         out: list[Delivery] = []
         queue = self.queue
+        if self.spilled and len(queue) <= self.max_in_memory // 2:
+            self._refill()
         while queue and len(out) < limit:
             head = queue[0]
             if head.qos > 0 and len(self.inflight) >= window:
                 break
             queue.popleft()
             self.queued_bytes -= head.message.size
+            if head.qos == 0:
+                self.queued_qos0 -= 1
             if head.message.expires_at is not None and head.message.expired(now):
                 self.stats.dropped_expired += 1
                 if head.store_id and self.journal is not None:
@@ -185,7 +244,7 @@ class Session:
                 self.journal.delivery_deleted(delivery)
 
     def message_count(self) -> int:
-        return len(self.queue) + len(self.inflight)
+        return len(self.queue) + self.spilled + len(self.inflight)
 
     def clear_messages(self) -> None:
         journal = self.journal
@@ -195,6 +254,8 @@ class Session:
                     journal.delivery_deleted(delivery)
         self.queue.clear()
         self.queued_bytes = 0
+        self.queued_qos0 = 0
+        self.spilled = self.spilled_bytes = 0
         self.inflight.clear()
         self.awaiting_rel.clear()
 

@@ -28,6 +28,9 @@ class StoredSession:
     deliveries: tuple[Delivery, ...] = ()
     # Inbound QoS 2 packet ids waiting for PUBREL (durable stores only).
     awaiting_rel: tuple[int, ...] = ()
+    # Queued deliveries left on disk (beyond the in-memory part of the queue).
+    spilled: int = 0
+    spilled_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -47,7 +50,7 @@ class Store(Protocol):
         """True if per-message changes must be reported (queue, inflight, awaiting PUBREL)."""
         ...
 
-    def load(self) -> StoreSnapshot: ...
+    def load(self, in_memory: int = 1_000) -> StoreSnapshot: ...
 
     def session_saved(
         self,
@@ -86,7 +89,18 @@ class Journal(Protocol):
     `after_commit` for that. Deletions are lazy: losing one in a crash only repeats a
     delivery the at-least-once rules allow."""
 
-    def delivery_queued(self, key: SessionKey, delivery: Delivery) -> None: ...
+    def delivery_queued(self, key: SessionKey, delivery: Delivery) -> int:
+        """Store a queued QoS 1/2 delivery (barrier); returns the change's seq."""
+        ...
+
+    def load_spilled(self, key: SessionKey, after_id: int, limit: int) -> list[Delivery]:
+        """Queued deliveries kept on disk only, committed ones, after store id `after_id`."""
+        ...
+
+    @property
+    def committed_seq(self) -> int: ...
+
+    def after_commit(self, seq: int, callback: Callable[[], None]) -> None: ...
 
     def delivery_sent(self, delivery: Delivery) -> None:
         """A QoS 1/2 delivery got its packet id (barrier)."""

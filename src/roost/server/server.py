@@ -51,7 +51,7 @@ class RoostServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        snapshot = self.store.load()
+        snapshot = self.store.load(self.config.mqtt.max_queued_in_memory)
         self.broker.restore(snapshot, self.ctx.clock())
         if self.store.durable:
             log.info(

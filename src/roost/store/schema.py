@@ -71,10 +71,45 @@ MIGRATIONS: tuple[str, ...] = (
         due REAL NOT NULL,
         PRIMARY KEY (tenant, client_id)
     ) WITHOUT ROWID;
+    CREATE INDEX retained_by_message ON retained (message_id);
+    CREATE INDEX wills_by_message ON wills (message_id);
+    CREATE TRIGGER deliveries_release AFTER DELETE ON deliveries BEGIN
+        DELETE FROM messages WHERE id = OLD.message_id
+        AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = OLD.message_id);
+    END;
+    CREATE TRIGGER retained_release AFTER DELETE ON retained BEGIN
+        DELETE FROM messages WHERE id = OLD.message_id
+        AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = OLD.message_id);
+    END;
+    CREATE TRIGGER wills_release AFTER DELETE ON wills BEGIN
+        DELETE FROM messages WHERE id = OLD.message_id
+        AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id = OLD.message_id)
+        AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = OLD.message_id);
+    END
     """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (a trigger body keeps its inner semicolons)."""
+    out: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current = f"{current};{part}" if current else part
+        if sqlite3.complete_statement(current + ";"):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -91,9 +126,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     for version in range(found, SCHEMA_VERSION):
         conn.execute("BEGIN")
         try:
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:

@@ -13,9 +13,10 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from roost.core.message import Delivery, Message
 from roost.core.session import SessionKey, SessionSubscription
@@ -36,6 +37,10 @@ RETRY_SECONDS = 1.0
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
     " publisher, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_MESSAGE_COLUMNS = (
+    "m.id, m.tenant, m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at,"
+    " m.publisher, m.created_at"
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, tenant, client_id, message_id, qos, retain,"
@@ -63,6 +68,7 @@ class SqliteStore:
     def __init__(self, data_dir: str | Path, filename: str = "roost.db") -> None:
         self.path = Path(data_dir) / filename
         self._conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-store")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ops: list[Op] = []
@@ -75,13 +81,11 @@ class SqliteStore:
         self.failure: str | None = None
         self.commits = 0
         self.committed_ops = 0
-        # Message rows: id(Message) -> (row id, the message, deliveries + retained + wills).
-        self._messages: dict[int, tuple[int, Message, int]] = {}
+        # Message rows written during this loop turn, by object, so that one message queued
+        # for many sessions is stored once. Rows nobody references are deleted by triggers.
+        self._recent: dict[int, tuple[int, Message]] = {}
         self._next_message_id = 1
         self._next_delivery_id = 1
-        # Which message each retained row and each delayed will holds (for reference counts).
-        self._retained_rows: dict[tuple[str, str], Message] = {}
-        self._wills: dict[SessionKey, Message] = {}
 
     # -- opening and loading ---------------------------------------------------------------
 
@@ -107,26 +111,53 @@ class SqliteStore:
             raise StoreError("store is not open")
         return self._conn
 
-    def load(self) -> StoreSnapshot:
-        """Everything stored, as the broker rebuilds it. Orphan message rows are removed."""
+    def load(self, in_memory: int = 1_000) -> StoreSnapshot:
+        """Everything stored, as the broker rebuilds it: of each session's queue the first
+        `in_memory` deliveries come as objects, the rest is counted (it stays on disk)."""
         if self._conn is None:
             self.open()
         conn = self.conn
+        conn.execute("BEGIN")
         conn.execute(
             "DELETE FROM deliveries WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE"
             " s.tenant = deliveries.tenant AND s.client_id = deliveries.client_id)"
         )
         conn.execute(
-            "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM deliveries)"
-            " AND id NOT IN (SELECT message_id FROM retained)"
-            " AND id NOT IN (SELECT message_id FROM wills)"
+            "DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id"
+            " = messages.id) AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id ="
+            " messages.id) AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = messages.id)"
         )
-        messages: dict[int, Message] = {}
-        for row in conn.execute(
-            "SELECT id, tenant, topic, payload, qos, retain, properties, expires_at, publisher,"
-            " created_at FROM messages"
-        ):
-            messages[row[0]] = Message(
+        conn.execute("COMMIT")
+        cache: dict[int, Message] = {}
+        retained = [
+            self._message(cache, row)
+            for row in conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
+            )
+        ]
+        wills = [
+            StoredWill(
+                tenant=row[0], client_id=row[1], due=row[2], message=self._message(cache, row[3:])
+            )
+            for row in conn.execute(
+                f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
+                " JOIN messages m ON m.id = w.message_id"
+            )
+        ]
+        sessions = self._load_sessions(conn, cache, in_memory)
+        self._next_message_id = 1 + (
+            conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
+        )
+        self._next_delivery_id = 1 + (
+            conn.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0
+        )
+        return StoreSnapshot(sessions=sessions, retained=retained, wills=wills)
+
+    @staticmethod
+    def _message(cache: dict[int, Message], row: Sequence[Any]) -> Message:
+        message = cache.get(row[0])
+        if message is None:
+            message = Message(
                 tenant=row[1],
                 topic=row[2],
                 payload=bytes(row[3]),
@@ -137,41 +168,11 @@ class SqliteStore:
                 publisher=row[8],
                 created_at=row[9],
             )
-        refs: dict[int, int] = {}
-        sessions = self._load_sessions(conn, messages, refs)
-        retained = []
-        for tenant, topic, message_id in conn.execute(
-            "SELECT tenant, topic, message_id FROM retained"
-        ):
-            message = messages.get(message_id)
-            if message is not None and message.tenant == tenant and message.topic == topic:
-                retained.append(message)
-                self._retained_rows[(tenant, topic)] = message
-                refs[message_id] = refs.get(message_id, 0) + 1
-        wills = []
-        for tenant, client_id, message_id, due in conn.execute(
-            "SELECT tenant, client_id, message_id, due FROM wills"
-        ):
-            message = messages.get(message_id)
-            if message is not None:
-                wills.append(
-                    StoredWill(tenant=tenant, client_id=client_id, message=message, due=due)
-                )
-                self._wills[(tenant, client_id)] = message
-                refs[message_id] = refs.get(message_id, 0) + 1
-        for message_id, count in refs.items():
-            message = messages[message_id]
-            self._messages[id(message)] = (message_id, message, count)
-        self._next_message_id = 1 + (
-            conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
-        )
-        self._next_delivery_id = 1 + (
-            conn.execute("SELECT MAX(id) FROM deliveries").fetchone()[0] or 0
-        )
-        return StoreSnapshot(sessions=sessions, retained=retained, wills=wills)
+            cache[row[0]] = message
+        return message
 
     def _load_sessions(
-        self, conn: sqlite3.Connection, messages: dict[int, Message], refs: dict[int, int]
+        self, conn: sqlite3.Connection, cache: dict[int, Message], in_memory: int
     ) -> list[StoredSession]:
         subscriptions: dict[SessionKey, list[SessionSubscription]] = {}
         for row in conn.execute(
@@ -192,26 +193,23 @@ class SqliteStore:
             )
         deliveries: dict[SessionKey, list[Delivery]] = {}
         for row in conn.execute(
-            "SELECT id, tenant, client_id, message_id, qos, retain, subscription_identifiers,"
-            " packet_id, released FROM deliveries ORDER BY id"
+            "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
+            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER"
+            " (PARTITION BY tenant, client_id ORDER BY id) AS n FROM deliveries) d"
+            " JOIN messages m ON m.id = d.message_id WHERE d.n <= ? OR d.packet_id != 0"
+            " ORDER BY d.id",
+            (in_memory,),
         ):
-            message = messages.get(row[3])
-            if message is None:
-                continue
-            ids = tuple(int(i) for i in row[6].split(",")) if row[6] else ()
-            deliveries.setdefault((row[1], row[2]), []).append(
-                Delivery(
-                    message=message,
-                    qos=row[4],
-                    retain=bool(row[5]),
-                    subscription_identifiers=ids,
-                    packet_id=row[7],
-                    dup=bool(row[7]),
-                    released=bool(row[8]),
-                    store_id=row[0],
-                )
-            )
-            refs[row[3]] = refs.get(row[3], 0) + 1
+            deliveries.setdefault((row[1], row[2]), []).append(self._delivery(cache, row))
+        spilled: dict[SessionKey, tuple[int, int, int]] = {}
+        for tenant, client_id, count, size, last in conn.execute(
+            "SELECT d.tenant, d.client_id, COUNT(*), SUM(LENGTH(m.payload) + LENGTH(m.topic)"
+            " + 64), MAX(d.id) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant,"
+            " client_id ORDER BY id) AS n FROM deliveries) d JOIN messages m ON"
+            " m.id = d.message_id WHERE d.n > ? AND d.packet_id = 0 GROUP BY d.tenant, d.client_id",
+            (in_memory,),
+        ):
+            spilled[(tenant, client_id)] = (count, size, last)
         awaiting: dict[SessionKey, list[int]] = {}
         for tenant, client_id, packet_id in conn.execute(
             "SELECT tenant, client_id, packet_id FROM awaiting_rel"
@@ -222,6 +220,7 @@ class SqliteStore:
             "SELECT tenant, client_id, expiry_interval, disconnected_at FROM sessions"
         ):
             key = (tenant, client_id)
+            count, size, _ = spilled.get(key, (0, 0, 0))
             sessions.append(
                 StoredSession(
                     tenant=tenant,
@@ -231,9 +230,45 @@ class SqliteStore:
                     subscriptions=tuple(subscriptions.get(key, ())),
                     deliveries=tuple(deliveries.get(key, ())),
                     awaiting_rel=tuple(awaiting.get(key, ())),
+                    spilled=count,
+                    spilled_bytes=size,
                 )
             )
         return sessions
+
+    def _delivery(self, cache: dict[int, Message], row: Sequence[Any]) -> Delivery:
+        """A delivery from `SELECT d.id, d.tenant, d.client_id, d.qos, d.retain,
+        d.subscription_identifiers, d.packet_id, d.released, <message columns>`."""
+        ids = tuple(int(i) for i in row[5].split(",")) if row[5] else ()
+        return Delivery(
+            message=self._message(cache, row[8:]),
+            qos=row[3],
+            retain=bool(row[4]),
+            subscription_identifiers=ids,
+            packet_id=row[6],
+            dup=bool(row[6]),
+            released=bool(row[7]),
+            store_id=row[0],
+        )
+
+    def load_spilled(self, key: SessionKey, after_id: int, limit: int) -> list[Delivery]:
+        """The next queued deliveries of a session that are on disk only (committed ones)."""
+        cache: dict[int, Message] = {}
+        rows = self._reader().execute(
+            "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
+            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d JOIN messages m"
+            " ON m.id = d.message_id WHERE d.tenant = ? AND d.client_id = ? AND d.id > ?"
+            " ORDER BY d.id LIMIT ?",
+            (key[0], key[1], after_id, limit),
+        )
+        return [self._delivery(cache, row) for row in rows]
+
+    def _reader(self) -> sqlite3.Connection:
+        """A second connection for reads on the event loop while the writer commits."""
+        if self._read_conn is None:
+            self._read_conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._read_conn.execute("PRAGMA query_only = ON")
+        return self._read_conn
 
     def close(self) -> None:
         """Commit what is pending and close the database."""
@@ -245,6 +280,9 @@ class SqliteStore:
             except sqlite3.Error:
                 log.exception("final commit failed")
         self._executor.shutdown(wait=True)
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
         self._conn.close()
         self._conn = None
 
@@ -382,15 +420,17 @@ class SqliteStore:
 
     # -- messages (shared by deliveries, retained and wills) -----------------------------------
 
-    def _ref_message(self, message: Message) -> int:
-        entry = self._messages.get(id(message))
-        if entry is not None:
-            row, msg, count = entry
-            self._messages[id(message)] = (row, msg, count + 1)
-            return row
+    def _message_row(self, message: Message) -> int:
+        recent = self._recent.get(id(message))
+        if recent is not None:
+            return recent[0]
         row = self._next_message_id
         self._next_message_id += 1
-        self._messages[id(message)] = (row, message, 1)
+        if not self._recent:
+            loop = self._running_loop()
+            if loop is not None:
+                loop.call_soon(self._recent.clear)
+        self._recent[id(message)] = (row, message)
         self._add(
             _INSERT_MESSAGE,
             (
@@ -407,17 +447,6 @@ class SqliteStore:
             ),
         )
         return row
-
-    def _unref_message(self, message: Message) -> None:
-        entry = self._messages.get(id(message))
-        if entry is None:
-            return
-        row, msg, count = entry
-        if count > 1:
-            self._messages[id(message)] = (row, msg, count - 1)
-            return
-        del self._messages[id(message)]
-        self._add("DELETE FROM messages WHERE id = ?", (row,), barrier=False)
 
     # -- Store ---------------------------------------------------------------------------------
 
@@ -462,27 +491,22 @@ class SqliteStore:
             self._add(f"DELETE FROM {table} WHERE tenant = ? AND client_id = ?", key)
 
     def retained_set(self, message: Message) -> None:
-        row = self._ref_message(message)
-        old = self._retained_rows.get((message.tenant, message.topic))
-        self._retained_rows[(message.tenant, message.topic)] = message
+        row = self._message_row(message)
         self._add(
-            "INSERT INTO retained (tenant, topic, message_id) VALUES (?,?,?)"
-            " ON CONFLICT (tenant, topic) DO UPDATE SET message_id = excluded.message_id",
+            "DELETE FROM retained WHERE tenant = ? AND topic = ?", (message.tenant, message.topic)
+        )
+        self._add(
+            "INSERT INTO retained (tenant, topic, message_id) VALUES (?,?,?)",
             (message.tenant, message.topic, row),
         )
-        if old is not None:
-            self._unref_message(old)
 
     def retained_deleted(self, tenant: str, topic: str) -> None:
         self._add("DELETE FROM retained WHERE tenant = ? AND topic = ?", (tenant, topic))
-        old = self._retained_rows.pop((tenant, topic), None)
-        if old is not None:
-            self._unref_message(old)
 
     # -- Journal -------------------------------------------------------------------------------
 
-    def delivery_queued(self, key: SessionKey, delivery: Delivery) -> None:
-        row = self._ref_message(delivery.message)
+    def delivery_queued(self, key: SessionKey, delivery: Delivery) -> int:
+        row = self._message_row(delivery.message)
         delivery.store_id = self._next_delivery_id
         self._next_delivery_id += 1
         ids = ",".join(str(i) for i in delivery.subscription_identifiers)
@@ -490,6 +514,7 @@ class SqliteStore:
             _INSERT_DELIVERY,
             (delivery.store_id, key[0], key[1], row, delivery.qos, int(delivery.retain), ids),
         )
+        return self.write_seq
 
     def delivery_sent(self, delivery: Delivery) -> None:
         self._add(
@@ -503,7 +528,6 @@ class SqliteStore:
     def delivery_deleted(self, delivery: Delivery) -> None:
         self._add("DELETE FROM deliveries WHERE id = ?", (delivery.store_id,), barrier=False)
         delivery.store_id = 0
-        self._unref_message(delivery.message)
 
     def awaiting_rel_added(self, key: SessionKey, packet_id: int) -> None:
         self._add(
@@ -518,18 +542,15 @@ class SqliteStore:
         )
 
     def will_saved(self, key: SessionKey, message: Message, due: float) -> None:
-        row = self._ref_message(message)
+        row = self._message_row(message)
+        self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
         self._add(
-            "INSERT OR REPLACE INTO wills (tenant, client_id, message_id, due) VALUES (?,?,?,?)",
+            "INSERT INTO wills (tenant, client_id, message_id, due) VALUES (?,?,?,?)",
             (key[0], key[1], row, due),
         )
-        self._wills[key] = message
 
     def will_deleted(self, key: SessionKey) -> None:
         self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
-        message = self._wills.pop(key, None)
-        if message is not None:
-            self._unref_message(message)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -47,12 +47,16 @@ def start_broker(
     *,
     durability: str = "sync",
     data_dir: str | None = None,
+    listeners: tuple[ListenerConfig, ...] = (),
     **mqtt: Any,
 ) -> BrokerHandle:
     """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0, on the
-    default durability (SQLite) in a fresh temporary data directory unless one is given."""
+    default durability (SQLite) in a fresh temporary data directory unless one is given.
+
+    `listeners` adds listeners (TLS, WebSocket, ...; use port 0) next to the plain TCP
+    listener "default"; their ports are in `handle.server.ports[name]`."""
     config = Config(
-        listeners=(ListenerConfig(host="127.0.0.1", port=0),),
+        listeners=(ListenerConfig(host="127.0.0.1", port=0), *listeners),
         mqtt=replace(MQTTConfig(), **mqtt),
         store=StoreConfig(
             durability=durability, data_dir=data_dir or tempfile.mkdtemp(prefix="roost-test-")

@@ -25,6 +25,8 @@ class ClientInfo:
     protocol_version: ProtocolVersion
     listener: str
     peer: str
+    # The subject (CN or SAN) of the verified TLS client certificate, if any.
+    certificate_identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

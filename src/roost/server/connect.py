@@ -110,3 +110,36 @@ def connack_properties(
         shared_subscription_available=1 if config.shared_subscription_available else 0,
         response_information=response_information,
     )
+
+
+def check_connect_limits(connect: Connect, max_user_properties: int) -> int | None:
+    """CONNECT's own limits beyond the codec's: user properties on CONNECT and on the will,
+    which the session keeps (v5 CONNACK 0x97 Quota exceeded). None when within them."""
+    will = connect.will
+    count = len(connect.properties.user_properties)
+    if will is not None:
+        count = max(count, len(will.properties.user_properties))
+    if count > max_user_properties:
+        return ReasonCode.QUOTA_EXCEEDED
+    return None
+
+
+def match_certificate_identity(
+    negotiated: Negotiated, identity: str | None
+) -> tuple[Negotiated, int | None]:
+    """A listener that requires the client id to be the TLS client certificate's identity:
+    an empty client id is given the identity; another one is refused with CONNACK 0x85
+    Client Identifier not valid (3.x: 0x02 Identifier rejected), the code the spec gives to
+    "a valid string but not allowed by the Server"."""
+    if identity is None:
+        return negotiated, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
+    if negotiated.assigned:
+        return Negotiated(
+            client_id=identity,
+            assigned=True,
+            keep_alive=negotiated.keep_alive,
+            session_expiry_interval=negotiated.session_expiry_interval,
+        ), None
+    if negotiated.client_id != identity:
+        return negotiated, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
+    return negotiated, None

@@ -18,7 +18,13 @@ from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
 from roost.protocol import events as ev
 from roost.protocol.connection import ConnectionLimits, ServerConnection, State
 from roost.server import inbound
-from roost.server.connect import ConnectRefused, connack_properties, negotiate
+from roost.server.connect import (
+    ConnectRefused,
+    check_connect_limits,
+    connack_properties,
+    match_certificate_identity,
+    negotiate,
+)
 from roost.server.context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -57,12 +63,18 @@ class ConnectionHandler:
         listener: str,
         peer: str,
         loop: asyncio.AbstractEventLoop,
+        *,
+        certificate_identity: str | None = None,
+        identity_must_match: bool = False,
     ) -> None:
         self.ctx = ctx
         self.transport = transport
         self.listener = listener
         self.peer = peer
         self.loop = loop
+        # From the verified TLS client certificate (mutual TLS), see transport/tls.py.
+        self.certificate_identity = certificate_identity
+        self.identity_must_match = identity_must_match
         m = ctx.config.mqtt
         limits = ConnectionLimits(
             max_packet_size=m.max_packet_size,
@@ -127,6 +139,10 @@ class ConnectionHandler:
         if not self._closed:
             self._finish(publish_will=True)
 
+    def has_partial_packet(self) -> bool:
+        """Bytes of a packet not yet complete are buffered (for the slow-sender armour)."""
+        return bool(self.conn._in)
+
     def pause_writing(self) -> None:
         self._paused = True
 
@@ -175,6 +191,13 @@ class ConnectionHandler:
             log.info("refused CONNECT from %s: %s", self.peer, exc)
             self.conn.refuse(exc.reason_code)
             return
+        refused = check_connect_limits(connect, m.max_user_properties)
+        if refused is None and self.identity_must_match:
+            negotiated, refused = match_certificate_identity(negotiated, self.certificate_identity)
+        if refused is not None:
+            log.info("refused CONNECT from %s: 0x%02X", self.peer, refused)
+            self.conn.refuse(refused)
+            return
         self._connect = replace(connect, client_id=negotiated.client_id)
         self._negotiated = negotiated
         self.client = ClientInfo(
@@ -184,6 +207,7 @@ class ConnectionHandler:
             protocol_version=connect.protocol_version,
             listener=self.listener,
             peer=self.peer,
+            certificate_identity=self.certificate_identity,
         )
         method = connect.properties.authentication_method
         if method is not None:

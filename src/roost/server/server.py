@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal
 import time
@@ -16,9 +15,9 @@ from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.store import Committer, Store
 from roost.server.context import ServerContext
+from roost.server.listeners import Listener, start_listeners
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
-from roost.transport.tcp import MQTTProtocol
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ class RoostServer:
         )
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
+        self.listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         started = time.monotonic()
         snapshot = self.store.load(self.config.mqtt.max_queued_in_memory)
         self.broker.restore(snapshot, self.ctx.clock())
@@ -62,27 +61,11 @@ class RoostServer:
                 self.broker.retained_count(),
                 time.monotonic() - started,
             )
-        for listener in self.config.listeners:
-            factory = functools.partial(
-                MQTTProtocol, self.ctx, listener.name, listener.max_connections, [0]
-            )
-            server = await loop.create_server(
-                factory,
-                host=listener.host,
-                port=listener.port,
-                reuse_address=True,
-                backlog=1024,
-            )
-            self.servers.append(server)
-            port = server.sockets[0].getsockname()[1]
-            self.ports[listener.name] = port
-            log.info(
-                "listener %s: mqtt over %s on %s:%d",
-                listener.name,
-                listener.transport,
-                listener.host,
-                port,
-            )
+        self.listeners = await start_listeners(self.ctx)
+        for listener in self.listeners:
+            if listener.server is not None:
+                self.servers.append(listener.server)
+                self.ports[listener.name] = listener.port
         self._tasks.append(asyncio.create_task(self._tick()))
         self._tasks.append(asyncio.create_task(self._publish_sys()))
 
@@ -136,9 +119,15 @@ class RoostServer:
             version_sent = True
             await asyncio.sleep(self.config.mqtt.sys_interval)
 
+    def reload(self) -> None:
+        """SIGHUP: reload TLS certificates, keys and CRLs; open connections are kept."""
+        log.info("reloading TLS certificates")
+        for listener in self.listeners:
+            listener.reload()
+
     async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
+        for listener in self.listeners:
+            listener.close()
         for handler in list(self.ctx.handlers):
             handler.shutdown()
         if isinstance(self.store, SqliteStore):
@@ -163,6 +152,8 @@ class RoostServer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         await stop.wait()
         log.info("shutting down")
         await self.stop()

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from roost.config import ListenerConfig
 from roost.server.context import ServerContext
-from roost.transport.accept import AcceptProtocol
+from roost.transport.accept import AcceptLoop, listening_socket
 from roost.transport.armour import ListenerGuard
 from roost.transport.tcp import MQTTProtocol
 from roost.transport.tls import ContextHolder
@@ -33,6 +32,8 @@ class Listener:
         self.guard = ListenerGuard(config, loop.time)
         self.tls: ContextHolder | None = ContextHolder(config) if config.is_tls else None
         self.server: asyncio.Server | None = None
+        self.accept_loop: AcceptLoop | None = None
+        self._accept_task: asyncio.Task[None] | None = None
         self.port = 0
         # Open connections with a handler; those that may be stalling, looked at each sweep.
         self.protocols: set[MQTTProtocol] = set()
@@ -44,13 +45,22 @@ class Listener:
     async def start(self) -> bool:
         """Bind; False when an optional listener cannot (logged), raises for a required one."""
         config = self.config
-        factory: Callable[[], asyncio.BaseProtocol] = self._plain_protocol
-        if self.tls is not None or config.proxy_protocol:
-            factory = self._accept_protocol
         try:
-            self.server = await self.loop.create_server(
-                factory, host=config.host, port=config.port, reuse_address=True, backlog=1024
-            )
+            if self.tls is not None or config.proxy_protocol:
+                # TLS and PROXY: an accept loop runs each connection's pre-MQTT stage.
+                sock = listening_socket(config.host, config.port)
+                self.accept_loop = AcceptLoop(self, sock)
+                self._accept_task = self.loop.create_task(self.accept_loop.run())
+                self.port = sock.getsockname()[1]
+            else:
+                self.server = await self.loop.create_server(
+                    self._plain_protocol,
+                    host=config.host,
+                    port=config.port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                self.port = self.server.sockets[0].getsockname()[1]
         except OSError as exc:
             if config.required:
                 raise
@@ -62,7 +72,6 @@ class Listener:
                 exc,
             )
             return False
-        self.port = self.server.sockets[0].getsockname()[1]
         self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
         log.info(
             "listener %s: mqtt over %s on %s:%d%s%s",
@@ -78,9 +87,6 @@ class Listener:
     def _plain_protocol(self) -> asyncio.BaseProtocol:
         return MQTTProtocol(self)
 
-    def _accept_protocol(self) -> asyncio.BaseProtocol:
-        return AcceptProtocol(self)
-
     def reload(self) -> None:
         """SIGHUP: new certificates, key, CA and CRL for new connections."""
         if self.tls is not None:
@@ -89,6 +95,11 @@ class Listener:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            self._accept_task = None
+        if self.accept_loop is not None:
+            self.accept_loop.sock.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

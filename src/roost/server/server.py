@@ -63,9 +63,9 @@ class RoostServer:
             )
         self.listeners = await start_listeners(self.ctx)
         for listener in self.listeners:
+            self.ports[listener.name] = listener.port
             if listener.server is not None:
                 self.servers.append(listener.server)
-                self.ports[listener.name] = listener.port
         self._tasks.append(asyncio.create_task(self._tick()))
         self._tasks.append(asyncio.create_task(self._publish_sys()))
 
@@ -145,8 +145,8 @@ class RoostServer:
         self._stopped.set()
 
     async def serve_forever(self) -> None:
-        """Run until SIGINT / SIGTERM, then shut down gracefully."""
-        await self.start()
+        """Run until SIGINT / SIGTERM, then shut down gracefully; SIGHUP reloads TLS.
+        The handlers are installed first, so that no signal during start-up kills the process."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,6 +154,7 @@ class RoostServer:
                 loop.add_signal_handler(sig, stop.set)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
         await stop.wait()
         log.info("shutting down")
         await self.stop()

@@ -1,6 +1,6 @@
 """MQTT over a byte stream: an asyncio.Protocol per connection feeding its handler, with
 flow control via pause/resume_writing. The stream is TCP, or TLS started by
-`transport.accept`; on WebSocket listeners the bytes pass through `WebSocketTransport`."""
+the accept loop (`transport.accept`); on WebSocket listeners the bytes pass through `WebSocketTransport`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 from roost.server.handler import ConnectionHandler, Transport
 from roost.transport.armour import Slot
+from roost.transport.tls import certificate_identity
 from roost.transport.websocket import WebSocketTransport
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class MQTTProtocol(asyncio.Protocol):
     """Hands bytes to the connection's handler; never awaits.
 
     Made by the listener for plain TCP / WS (it then admits the connection itself), or by
-    `AcceptProtocol` after a PROXY header or a TLS handshake (admitted already: `slot`)."""
+    the accept loop of TLS / PROXY listeners (admitted already: `slot`)."""
 
     def __init__(
         self,
@@ -54,7 +55,6 @@ class MQTTProtocol(asyncio.Protocol):
         self.handler: ConnectionHandler | None = None
         self.websocket: WebSocketTransport | None = None
         self.transport: asyncio.Transport | None = None
-        self._early: list[bytes] = []
         # Slow-client armour: when the write buffer went above the high-water mark, and
         # when the first byte of a packet not yet complete arrived.
         self.paused_since: float | None = None
@@ -63,8 +63,17 @@ class MQTTProtocol(asyncio.Protocol):
     # -- start ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """A plain TCP / WS connection, straight from accept."""
+        """Straight from accept (plain TCP / WS), or after the accept loop's stage (admitted
+        already; on TLS listeners the handshake is done and the client certificate known)."""
         tcp = cast(asyncio.Transport, transport)
+        if self.slot is not None:
+            identity = None
+            if self.listener.config.is_tls:
+                identity = certificate_identity(
+                    tcp.get_extra_info("peercert"), self.listener.config.identity_from
+                )
+            self.start(tcp, identity)
+            return
         peername = tcp.get_extra_info("peername")
         self.peer = format_peer(peername)
         slot = self.listener.guard.admit(self.peer)
@@ -104,18 +113,12 @@ class MQTTProtocol(asyncio.Protocol):
         if self.websocket is not None:
             self.websocket.receiver = self.handler.data_received
         listener.opened(self)
-        early, self._early = self._early, []
-        for data in early:
-            self.data_received(data)
 
     # -- asyncio callbacks -------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         handler = self.handler
         if handler is None:
-            if self.slot is not None and not self.slot.released:
-                # Decrypted bytes that arrived before start(): handed on there.
-                self._early.append(data)
             return
         if self.websocket is not None:
             self.websocket.feed(data)

@@ -112,9 +112,18 @@ def connack_properties(
     )
 
 
+# Characters a client identifier may not hold: it appears in topic templates and ACL
+# patterns, where a wildcard would match other clients' topics.
+CLIENT_ID_REFUSED_CHARACTERS = frozenset("+#")
+
+
 def check_connect_limits(connect: Connect, max_user_properties: int) -> int | None:
-    """CONNECT's own limits beyond the codec's: user properties on CONNECT and on the will,
-    which the session keeps (v5 CONNACK 0x97 Quota exceeded). None when within them."""
+    """CONNECT's own limits beyond the codec's. A client id with a wildcard (`+`, `#`) is
+    refused with CONNACK 0x85 / 0x02 (a valid string the server does not allow); too many
+    user properties on CONNECT or on the will, which the session keeps, with v5 CONNACK
+    0x97 Quota exceeded. None when within them."""
+    if not CLIENT_ID_REFUSED_CHARACTERS.isdisjoint(connect.client_id):
+        return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
     will = connect.will
     count = len(connect.properties.user_properties)
     if will is not None:

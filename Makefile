@@ -118,3 +118,17 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache \
 		.hypothesis .coverage htmlcov
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
+
+# --- Benchmark: Roost vs Debian's mosquitto (bench/, docs/performance.md) --------------------
+
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick
+
+# The full run (about 12 minutes): results in bench/results/latest.*, table in docs/performance.md.
+bench: deps-system $(STAMP)
+	$(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
+
+# One run per short cell (about 3 minutes): results in bench/results/quick.*.
+bench-quick: deps-system $(STAMP)
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)

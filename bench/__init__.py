@@ -1,0 +1,1 @@
+"""Roost vs mosquitto benchmark: load generator, broker runners, report (`make bench`)."""

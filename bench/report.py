@@ -1,0 +1,212 @@
+"""Results as JSON and as markdown tables (Roost vs mosquitto, with ratios and targets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DOC_BEGIN = "<!-- bench:begin -->"
+DOC_END = "<!-- bench:end -->"
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None, digits: int = 2) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.{digits}f}x"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _m(results: dict[str, Any], key: str, broker: str) -> dict[str, Any]:
+    cell = results["cells"].get(key, {})
+    return dict(cell.get(broker, {}).get("median", {}))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    m = results["machine"]
+    p = results["profile"]
+    lines.append(
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.1f} GiB, {m['kernel']}; "
+        f"Python {m['python']}, uvloop {m['uvloop']}; {m['mosquitto']}; Roost {m['roost_commit']}."
+    )
+    lines.append(
+        f"Profile `{p['name']}`: median of {p['reps']} runs per cell, {p['duration']:g} s each "
+        f"(first {p['warmup']:g} s not counted); generator and broker share the machine."
+    )
+    lines.append("")
+    lines.append("### Throughput (delivered messages per second, median)")
+    lines.append("")
+    lines.append(
+        "| cell | Roost msg/s | mosquitto msg/s | ratio | Roost loss | mosquitto loss "
+        "| Roost msg/CPU-s | mosquitto msg/CPU-s | ratio | target |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for key, cell in results["cells"].items():
+        if cell["kind"] != "throughput":
+            continue
+        r, q = _m(results, key, "roost"), _m(results, key, "mosquitto")
+        target = "≥ 0.25x" if key.startswith("p2p") else "≥ 0.5x" if "fanout" in key else ""
+        lines.append(
+            f"| {cell['title']} | {_num(r.get('delivered_per_s'))} "
+            f"| {_num(q.get('delivered_per_s'))} "
+            f"| {_ratio(r.get('delivered_per_s'), q.get('delivered_per_s'))} "
+            f"| {_pct(r.get('loss'))} | {_pct(q.get('loss'))} "
+            f"| {_num(r.get('msgs_per_broker_cpu_s'))} | {_num(q.get('msgs_per_broker_cpu_s'))} "
+            f"| {_ratio(r.get('msgs_per_broker_cpu_s'), q.get('msgs_per_broker_cpu_s'))} "
+            f"| {target} |"
+        )
+    lines.append("")
+    lines.append("### Latency at a fixed 1,000 msg/s (ms, median of runs)")
+    lines.append("")
+    lines.append(
+        "| cell | Roost p50 | Roost p99 | Roost max | mosquitto p50 | mosquitto p99 "
+        "| mosquitto max | Roost loss | target |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for key, cell in results["cells"].items():
+        if cell["kind"] != "latency":
+            continue
+        r = _m(results, key, "roost").get("latency_ms", {})
+        q = _m(results, key, "mosquitto").get("latency_ms", {})
+        lines.append(
+            f"| {cell['title']} | {_num(r.get('p50'), 3)} | {_num(r.get('p99'), 3)} "
+            f"| {_num(r.get('max'), 3)} | {_num(q.get('p50'), 3)} | {_num(q.get('p99'), 3)} "
+            f"| {_num(q.get('max'), 3)} | {_pct(_m(results, key, 'roost').get('loss'))} "
+            f"| Roost p99 ≤ 2 ms |"
+        )
+    lines.append("")
+    for key, cell in results["cells"].items():
+        if cell["kind"] != "idle":
+            continue
+        r, q = _m(results, key, "roost"), _m(results, key, "mosquitto")
+        lines.append(f"### {cell['title']}")
+        lines.append("")
+        lines.append("| metric | Roost | mosquitto | ratio | target |")
+        lines.append("|---|---:|---:|---:|---|")
+        rb, qb = r.get("bytes_per_connection"), q.get("bytes_per_connection")
+        lines.append(
+            f"| broker VmRSS per connection (KiB) | {_num(rb and rb / 1024, 2)} "
+            f"| {_num(qb and qb / 1024, 2)} | {_ratio(rb, qb, 1)} | Roost ≤ 8 KiB |"
+        )
+        lines.append(
+            f"| connects per broker CPU-second | {_num(r.get('connects_per_broker_cpu_s'))} "
+            f"| {_num(q.get('connects_per_broker_cpu_s'))} "
+            f"| {_ratio(r.get('connects_per_broker_cpu_s'), q.get('connects_per_broker_cpu_s'))} |  |"
+        )
+        lines.append(
+            f"| connects per second (wall clock) | {_num(r.get('connects_per_s'))} "
+            f"| {_num(q.get('connects_per_s'))} "
+            f"| {_ratio(r.get('connects_per_s'), q.get('connects_per_s'))} |  |"
+        )
+        lines.append(
+            f"| connected / failed | {_num(r.get('connected'))} / {_num(r.get('failed'))} "
+            f"| {_num(q.get('connected'))} / {_num(q.get('failed'))} |  |  |"
+        )
+        lines.append("")
+    for key, cell in results["cells"].items():
+        if cell["kind"] != "overload":
+            continue
+        lines.append(f"### {cell['title']}")
+        lines.append("")
+        lines.append("| metric | Roost | mosquitto | target |")
+        lines.append("|---|---:|---:|---|")
+        stats = {b: overload_summary(_m(results, key, b)) for b in ("roost", "mosquitto")}
+        rows = [
+            ("peak delivered msg/s (best 1 s)", "peak", 0, ""),
+            ("delivered msg/s, last 10 s (mean)", "tail", 0, ""),
+            ("last 10 s / peak", "tail_ratio", 2, "Roost ≥ 0.90"),
+            ("broker VmRSS max (MiB)", "rss_max_mib", 1, "bounded"),
+            ("broker VmRSS growth, second half (MiB)", "rss_growth_mib", 1, "≈ 0"),
+            ("loss (incl. TCP backlog at stop)", "loss_pct", 2, ""),
+        ]
+        for label, field, digits, target in rows:
+            lines.append(
+                f"| {label} | {_num(stats['roost'].get(field), digits)} "
+                f"| {_num(stats['mosquitto'].get(field), digits)} | {target} |"
+            )
+        lines.append("")
+    cap = results.get("capacity", {})
+    if cap:
+        lines.append("### Load generator capacity (against bench.sink, a do-nothing MQTT peer)")
+        lines.append("")
+        lines.append("| direction | msg/s | generator CPU (cores) | sink CPU (cores) |")
+        lines.append("|---|---:|---:|---:|")
+        for cell in cap.values():
+            med = cell["median"]
+            rate = med.get("published_per_s") or med.get("delivered_per_s")
+            cpu = med.get("gen_pub_cpu") or med.get("gen_sub_cpu")
+            lines.append(
+                f"| {cell['title']} | {_num(rate)} | {_num(cpu, 2)} | {_num(med.get('broker_cpu'), 2)} |"
+            )
+        lines.append("")
+    lines.append("### Generator CPU during each cell (cores: publishers / subscribers)")
+    lines.append("")
+    lines.append("| cell | with Roost | with mosquitto | broker CPU Roost / mosquitto |")
+    lines.append("|---|---:|---:|---:|")
+    for key, cell in results["cells"].items():
+        if cell["kind"] not in ("throughput", "overload"):
+            continue
+        r, q = _m(results, key, "roost"), _m(results, key, "mosquitto")
+        lines.append(
+            f"| {cell['title']} | {_num(r.get('gen_pub_cpu'), 2)} / {_num(r.get('gen_sub_cpu'), 2)} "
+            f"| {_num(q.get('gen_pub_cpu'), 2)} / {_num(q.get('gen_sub_cpu'), 2)} "
+            f"| {_num(r.get('broker_cpu'), 2)} / {_num(q.get('broker_cpu'), 2)} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def overload_summary(med: dict[str, Any]) -> dict[str, float]:
+    series = med.get("series") or []
+    if not series:
+        return {}
+    rates = [s["delivered_per_s"] for s in series]
+    rss = [s["broker_rss"] for s in series]
+    tail = rates[-10:]
+    half = len(rss) // 2
+    out = {
+        "peak": max(rates),
+        "tail": sum(tail) / len(tail),
+        "rss_max_mib": max(rss) / 2**20,
+        "rss_growth_mib": (max(rss[half:]) - max(rss[: max(1, half)])) / 2**20,
+    }
+    out["tail_ratio"] = out["tail"] / out["peak"] if out["peak"] else 0.0
+    if med.get("loss") is not None:
+        out["loss_pct"] = 100 * float(med["loss"])
+    return out
+
+
+def write(results: dict[str, Any], out_dir: Path, stem: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{stem}.json"
+    md_path = out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+    md_path.write_text(
+        f"# Roost benchmark ({results['profile']['name']})\n\n"
+        f"Command: `{results['command']}`\n\n{markdown(results)}"
+    )
+    return json_path, md_path
+
+
+def update_doc(doc: Path, results: dict[str, Any]) -> bool:
+    """Replace the table between the bench markers in docs/performance.md."""
+    if not doc.exists():
+        return False
+    text = doc.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        return False
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    body = f"{DOC_BEGIN}\n\nCommand: `{results['command']}`\n\n{markdown(results)}\n{DOC_END}"
+    doc.write_text(head + body + tail)
+    return True

@@ -35,6 +35,34 @@ class QueueStats:
 class Session:
     """State that outlives a network connection (MQTT "Session State" [MQTT-4.1.0-1])."""
 
+    __slots__ = (
+        "_next_packet_id",
+        "_refill_waiting",
+        "awaiting_rel",
+        "client_id",
+        "connected",
+        "disconnected_at",
+        "expiry_interval",
+        "inflight",
+        "journal",
+        "key",
+        "max_in_memory",
+        "max_queued_bytes",
+        "max_queued_messages",
+        "queue",
+        "queue_overflow",
+        "queued_bytes",
+        "queued_qos0",
+        "spill_after",
+        "spill_seq",
+        "spilled",
+        "spilled_bytes",
+        "stats",
+        "subscriptions",
+        "tenant",
+        "wake",
+    )
+
     def __init__(
         self,
         tenant: str,

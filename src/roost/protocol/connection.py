@@ -81,6 +81,31 @@ def _without_problem_info(packet: Packet, props: Properties) -> Packet:
 class ServerConnection:
     """One client's connection as the server sees it."""
 
+    # Thousands of idle connections are the norm: no per-instance dict, and structures
+    # that most connections never need are made on first use.
+    __slots__ = (
+        "_deferred_failure",
+        "_enhanced_auth",
+        "_held",
+        "_in",
+        "_inbound_aliases",
+        "_inbound_unacked",
+        "_out",
+        "_outbound_aliases",
+        "_reading",
+        "_topic_name_valid",
+        "client_max_packet_size",
+        "client_receive_maximum",
+        "keep_alive",
+        "last_received",
+        "limits",
+        "opened_at",
+        "request_problem_information",
+        "session_expiry_interval",
+        "state",
+        "version",
+    )
+
     def __init__(
         self,
         limits: ConnectionLimits,
@@ -110,23 +135,11 @@ class ServerConnection:
         self._deferred_failure: tuple[int, str] | None = None
         # Answers to packets pipelined behind CONNECT (PINGRESP) wait for the CONNACK:
         # nothing but AUTH goes before it [MQTT-3.2.0-1].
-        self._held: list[Packet] = []
-        self._inbound_aliases = InboundAliases(limits.topic_alias_maximum)
-        self._outbound_aliases = OutboundAliases(0)
+        self._held: list[Packet] | None = None
+        self._inbound_aliases: InboundAliases | None = None
+        self._outbound_aliases: OutboundAliases | None = None
         # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
         self._inbound_unacked: set[int] = set()
-        self._handlers: dict[int, Callable[[Packet], ev.Event | None]] = {
-            PacketType.PUBLISH: self._on_publish,
-            PacketType.PUBACK: lambda p: ev.PubackReceived(p),  # type: ignore[arg-type]
-            PacketType.PUBREC: lambda p: ev.PubrecReceived(p),  # type: ignore[arg-type]
-            PacketType.PUBREL: lambda p: ev.PubrelReceived(p),  # type: ignore[arg-type]
-            PacketType.PUBCOMP: lambda p: ev.PubcompReceived(p),  # type: ignore[arg-type]
-            PacketType.SUBSCRIBE: self._on_subscribe,
-            PacketType.UNSUBSCRIBE: lambda p: ev.UnsubscribeReceived(p),  # type: ignore[arg-type]
-            PacketType.PINGREQ: self._on_pingreq,
-            PacketType.DISCONNECT: self._on_disconnect,
-            PacketType.AUTH: lambda p: ev.AuthReceived(p),  # type: ignore[arg-type]
-        }
 
     @property
     def closed(self) -> bool:
@@ -192,7 +205,7 @@ class ServerConnection:
             # [MQTT-3.1.2-30]. Without one, clients may send packets right after CONNECT
             # (section 3.1.4); they are events after ConnectReceived, in order.
             return self.fail(ReasonCode.PROTOCOL_ERROR, "packet before CONNACK")
-        return self._handlers[packet_type](packet)
+        return _HANDLERS[packet_type](self, packet)
 
     def _on_connect(self, first_byte: int, body: memoryview) -> ev.Event:
         try:
@@ -221,7 +234,8 @@ class ServerConnection:
                 self.client_max_packet_size = props.maximum_packet_size
             if props.request_problem_information == 0:
                 self.request_problem_information = False
-            self._outbound_aliases = OutboundAliases(props.topic_alias_maximum or 0)
+            if props.topic_alias_maximum:
+                self._outbound_aliases = OutboundAliases(props.topic_alias_maximum)
             self.session_expiry_interval = props.session_expiry_interval or 0
             self._enhanced_auth = props.authentication_method is not None
         return ev.ConnectReceived(connect)
@@ -249,7 +263,10 @@ class ServerConnection:
             # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1)
             return self.fail(ReasonCode.PROTOCOL_ERROR, "empty topic name without topic alias")
         if alias is not None:
-            resolved = self._inbound_aliases.resolve(topic, alias)
+            aliases = self._inbound_aliases
+            if aliases is None:
+                aliases = self._inbound_aliases = InboundAliases(limits.topic_alias_maximum)
+            resolved = aliases.resolve(topic, alias)
             if isinstance(resolved, int):
                 return self.fail(resolved, "topic alias invalid")
             topic = resolved
@@ -313,8 +330,8 @@ class ServerConnection:
             return
         self.state = State.CONNECTED
         self.send(connack)
-        held, self._held = self._held, []
-        for packet in held:
+        held, self._held = self._held, None
+        for packet in held or ():
             self.send(packet)
         if self._deferred_failure is not None:
             reason_code, reason = self._deferred_failure
@@ -324,7 +341,7 @@ class ServerConnection:
     def refuse(self, reason_code: int, properties: Properties = NO_PROPERTIES) -> None:
         """Send CONNACK with a failure reason code; the server closes afterwards [MQTT-3.2.2-7]."""
         self._deferred_failure = None
-        self._held.clear()
+        self._held = None
         self.send(Connack(session_present=False, reason_code=reason_code, properties=properties))
         self.state = State.CLOSED
 
@@ -383,6 +400,8 @@ class ServerConnection:
         if self.state is State.CLOSED:
             return
         if self.state is State.CONNECTING and packet.packet_type not in _BEFORE_CONNACK:
+            if self._held is None:
+                self._held = []
             self._held.append(packet)
             return
         version = self.version
@@ -417,8 +436,9 @@ class ServerConnection:
         Returns False (nothing sent) when it is larger than the client accepts."""
         assert self.version is not None
         wire_topic = topic
-        if self.version == ProtocolVersion.V5 and self._outbound_aliases.maximum:
-            alias, known = self._outbound_aliases.assign(topic)
+        aliases = self._outbound_aliases
+        if aliases is not None:
+            alias, known = aliases.assign(topic)
             if alias:
                 properties = replace(properties, topic_alias=alias)
                 if known:
@@ -429,7 +449,8 @@ class ServerConnection:
         if len(data) > self.client_max_packet_size:
             if wire_topic and properties.topic_alias is not None:
                 # The alias was (re)assigned for this PUBLISH, which is not sent.
-                self._outbound_aliases.forget(topic)
+                assert aliases is not None
+                aliases.forget(topic)
             return False
         self._out.append(data)
         return True
@@ -478,3 +499,25 @@ class ServerConnection:
 
 
 __all__ = ["Connect", "ConnectionLimits", "ServerConnection", "State", "Unsubscribe"]
+
+
+def _event(kind: Callable[[Packet], ev.Event]) -> Callable[[ServerConnection, Packet], ev.Event]:
+    def handle(conn: ServerConnection, packet: Packet) -> ev.Event:
+        return kind(packet)
+
+    return handle
+
+
+# The transition table for a connected client: packet type -> what the connection does.
+_HANDLERS: dict[int, Callable[[ServerConnection, Packet], ev.Event | None]] = {
+    PacketType.PUBLISH: ServerConnection._on_publish,
+    PacketType.PUBACK: _event(ev.PubackReceived),  # type: ignore[arg-type]
+    PacketType.PUBREC: _event(ev.PubrecReceived),  # type: ignore[arg-type]
+    PacketType.PUBREL: _event(ev.PubrelReceived),  # type: ignore[arg-type]
+    PacketType.PUBCOMP: _event(ev.PubcompReceived),  # type: ignore[arg-type]
+    PacketType.SUBSCRIBE: ServerConnection._on_subscribe,
+    PacketType.UNSUBSCRIBE: _event(ev.UnsubscribeReceived),  # type: ignore[arg-type]
+    PacketType.PINGREQ: ServerConnection._on_pingreq,
+    PacketType.DISCONNECT: ServerConnection._on_disconnect,
+    PacketType.AUTH: _event(ev.AuthReceived),  # type: ignore[arg-type]
+}

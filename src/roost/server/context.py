@@ -12,6 +12,7 @@ from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.session import SessionKey
 from roost.core.store import Committer
+from roost.protocol.connection import ConnectionLimits
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
@@ -32,4 +33,6 @@ class ServerContext:
     started_at: float = field(default_factory=time.time)
     # Set when the store is durable: output revealing stored state waits for its commit.
     committer: Committer | None = None
+    # (ConnectionLimits, topic-name check), shared by all connections; made on first use.
+    connection_rules: tuple[ConnectionLimits, Callable[[str], bool]] | None = None
     assigned_ids: int = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from roost.protocol.connection import ConnectionLimits, ServerConnection, State
 from roost.server import inbound
 from roost.server.connect import (
     ConnectRefused,
+    Negotiated,
     check_connect_limits,
     connack_properties,
     match_certificate_identity,
@@ -28,6 +30,26 @@ from roost.server.connect import (
 from roost.server.context import ServerContext
 
 log = logging.getLogger(__name__)
+
+
+def _connection_rules(ctx: ServerContext) -> tuple[ConnectionLimits, Callable[[str], bool]]:
+    """The protocol limits and topic-name check every connection shares (made once)."""
+    rules = ctx.connection_rules
+    if rules is None:
+        m = ctx.config.mqtt
+        limits = ConnectionLimits(
+            max_packet_size=m.max_packet_size,
+            receive_maximum=m.receive_maximum,
+            max_awaiting_rel=m.max_awaiting_rel,
+            topic_alias_maximum=m.topic_alias_maximum,
+            maximum_qos=m.maximum_qos,
+            retain_available=m.retain_available,
+            max_topic_length=m.max_topic_length,
+            max_topic_levels=m.max_topic_levels,
+        )
+        rules = ctx.connection_rules = (limits, inbound.topic_name_checker(m))
+    return rules
+
 
 # How long a connection the server has closed keeps reading (and discarding) input.
 CLOSE_LINGER_SECONDS = 2.0
@@ -56,6 +78,33 @@ class Transport(Protocol):
 class ConnectionHandler:
     """Owns a ServerConnection, and once connected, the client's Session."""
 
+    __slots__ = (
+        "_auth_method",
+        "_close_when_released",
+        "_closed",
+        "_connect",
+        "_deferred",
+        "_enhanced",
+        "_flush_scheduled",
+        "_mark",
+        "_negotiated",
+        "_paused",
+        "_success_auth_data",
+        "_timer",
+        "certificate_identity",
+        "client",
+        "conn",
+        "ctx",
+        "identity_must_match",
+        "listener",
+        "loop",
+        "peer",
+        "session",
+        "transport",
+        "will",
+        "will_delay",
+    )
+
     def __init__(
         self,
         ctx: ServerContext,
@@ -76,29 +125,22 @@ class ConnectionHandler:
         self.certificate_identity = certificate_identity
         self.identity_must_match = identity_must_match
         m = ctx.config.mqtt
-        limits = ConnectionLimits(
-            max_packet_size=m.max_packet_size,
-            receive_maximum=m.receive_maximum,
-            max_awaiting_rel=m.max_awaiting_rel,
-            topic_alias_maximum=m.topic_alias_maximum,
-            maximum_qos=m.maximum_qos,
-            retain_available=m.retain_available,
-            max_topic_length=m.max_topic_length,
-            max_topic_levels=m.max_topic_levels,
-        )
-        self.conn = ServerConnection(limits, inbound.topic_name_checker(m), loop.time())
+        limits, topic_name_valid = _connection_rules(ctx)
+        self.conn = ServerConnection(limits, topic_name_valid, loop.time())
         self.session: Session | None = None
         self.client: ClientInfo | None = None
         self.will: Message | None = None
         self.will_delay = 0
         self._connect: Connect | None = None
+        self._negotiated: Negotiated | None = None
+        self._success_auth_data: bytes | None = None
         self._enhanced: EnhancedAuthenticator | None = None
         self._auth_method: str | None = None
         self._paused = False
         self._flush_scheduled = False
         self._closed = False
         # Output waiting for the store: (change seq it reveals, bytes), in order.
-        self._deferred: deque[tuple[int, bytes]] = deque()
+        self._deferred: deque[tuple[int, bytes]] | None = None
         self._close_when_released = False
         self._mark = 0
         self._timer: asyncio.TimerHandle | None = loop.call_later(
@@ -280,6 +322,7 @@ class ConnectionHandler:
             if decision.tenant is not None:
                 client = self.client = replace(client, tenant=decision.tenant)
         negotiated = self._negotiated
+        assert negotiated is not None
         key = (client.tenant, client.client_id)
         old = ctx.connections.get(key)
         if old is not None:
@@ -310,12 +353,13 @@ class ConnectionHandler:
                 props = replace(
                     props,
                     authentication_method=self._auth_method,
-                    authentication_data=getattr(self, "_success_auth_data", None),
+                    authentication_data=self._success_auth_data,
                 )
         # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
         self.conn.accept(
             Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
         )
+        self._connect = self._negotiated = None  # not needed any more
         self._cancel_timer()
         self._arm_keep_alive()
         log.debug(
@@ -440,10 +484,13 @@ class ConnectionHandler:
         committer = self.ctx.committer
         if committer is not None:
             needed = committer.write_seq if committer.barrier_seq > self._mark else 0
-            if self._deferred:
-                needed = max(needed, self._deferred[-1][0])
+            deferred = self._deferred
+            if deferred:
+                needed = max(needed, deferred[-1][0])
             if needed > committer.committed_seq:
-                self._deferred.append((needed, data))
+                if deferred is None:
+                    deferred = self._deferred = deque()
+                deferred.append((needed, data))
                 committer.after_commit(needed, self._release)
                 return
         if not self.transport.is_closing():
@@ -454,6 +501,8 @@ class ConnectionHandler:
         committer = self.ctx.committer
         assert committer is not None
         deferred = self._deferred
+        if deferred is None:
+            return
         while deferred and deferred[0][0] <= committer.committed_seq:
             _, data = deferred.popleft()
             if not self.transport.is_closing():

@@ -105,6 +105,11 @@ class AuthChain:
         self.enhanced = dict(enhanced or {})
         self.default_allow = default_allow
 
+    @property
+    def allows_everything(self) -> bool:
+        """No authorizer and an allowing default: every action is allowed (fast path)."""
+        return not self.authorizers and self.default_allow
+
     def authenticate(self, connect: Connect, client: ClientInfo) -> Decision:
         for hook in self.authenticators:
             decision = hook.authenticate(connect, client)

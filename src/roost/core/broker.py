@@ -79,7 +79,13 @@ class Broker:
     def router(self, tenant: str) -> Router:
         router = self.routers.get(tenant)
         if router is None:
-            router = self.routers[tenant] = Router(self._strategy)
+            sessions = self.sessions
+
+            def is_online(client_id: str) -> bool:
+                session = sessions.get((tenant, client_id))
+                return session is not None and session.connected
+
+            router = self.routers[tenant] = Router(self._strategy, is_online)
         return router
 
     def get_session(self, tenant: str, client_id: str) -> Session | None:
@@ -275,12 +281,7 @@ class Broker:
             return 0
         sessions = self.sessions
         tenant = message.tenant
-
-        def is_online(client_id: str) -> bool:
-            s = sessions.get((tenant, client_id))
-            return s is not None and s.connected
-
-        targets = router.route(message.topic, message.publisher, is_online)
+        targets = router.route(message.topic, message.publisher)
         delivered = 0
         for target in targets:
             session = sessions.get((tenant, target.client_id))

@@ -69,7 +69,12 @@ RouteValue = SessionSubscription | ShareGroup
 class Router:
     """Subscriptions of one tenant, indexed by topic filter."""
 
-    def __init__(self, strategy: ShareStrategy = round_robin) -> None:
+    def __init__(
+        self,
+        strategy: ShareStrategy = round_robin,
+        is_online: Callable[[str], bool] = lambda client_id: True,
+    ) -> None:
+        self.is_online = is_online
         self.trie: SubscriptionTrie[RouteKey, RouteValue] = SubscriptionTrie()
         self.groups: dict[tuple[str, str], ShareGroup] = {}
         self.strategy = strategy
@@ -100,9 +105,7 @@ class Router:
             self.trie.remove(shared.topic_filter, ShareKey(shared.group))
         return True
 
-    def route(
-        self, topic: str, publisher: str | None, is_online: Callable[[str], bool]
-    ) -> list[Target]:
+    def route(self, topic: str, publisher: str | None) -> list[Target]:
         """Targets for a message on `topic`: one per session for its non-shared
         subscriptions, merged [MQTT-3.3.4-2], and one per matching `$share` group; a
         client in both gets two copies (MQTT 5 section 4.8.2)."""
@@ -110,7 +113,7 @@ class Router:
         shared: list[Target] = []
         for key, value in self.trie.match(topic):
             if isinstance(value, ShareGroup):
-                client_id = self._pick(value, is_online)
+                client_id = self._pick(value)
                 sub = value.members[client_id]
                 shared.append(
                     Target(
@@ -143,7 +146,8 @@ class Router:
             return [*merged.values(), *shared]
         return list(merged.values())
 
-    def _pick(self, group: ShareGroup, is_online: Callable[[str], bool]) -> str:
+    def _pick(self, group: ShareGroup) -> str:
+        is_online = self.is_online
         members = list(group.members)
         online = [m for m in members if is_online(m)]
         return self.strategy(group, online or members)

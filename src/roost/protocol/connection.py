@@ -99,6 +99,7 @@ class ServerConnection:
         "keep_alive",
         "last_received",
         "limits",
+        "more_input",
         "opened_at",
         "request_problem_information",
         "session_expiry_interval",
@@ -117,6 +118,7 @@ class ServerConnection:
         self.state = State.AWAIT_CONNECT
         self.version: ProtocolVersion | None = None
         self._in = bytearray()
+        self.more_input = False
         self._out: list[bytes] = []
         self.opened_at = now
         self.last_received = now
@@ -147,8 +149,12 @@ class ServerConnection:
 
     # -- input ---------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: float) -> list[ev.Event]:
-        """Feed bytes from the network; returns the events they complete, in order."""
+    def receive_data(self, data: bytes, now: float, limit: int = 0) -> list[ev.Event]:
+        """Feed bytes from the network; returns the events they complete, in order.
+
+        With `limit`, at most that many packets are taken; `more_input` then tells whether
+        complete packets wait in the buffer (call again with b"" to take them)."""
+        self.more_input = False
         if self.state is State.CLOSED or self._deferred_failure is not None:
             return []
         self.last_received = now
@@ -170,6 +176,9 @@ class ServerConnection:
                 offset += length
                 if event is not None:
                     events.append(event)
+                    if len(events) == limit:
+                        self.more_input = True
+                        break
         except MQTTError as exc:
             events.append(self._failed_on_input(exc))
         finally:

@@ -60,6 +60,8 @@ _SESSIONLESS_EVENTS = (
     ev.DisconnectReceived,
     ev.ProtocolFailed,
 )
+# Packets taken from one connection's input per event-loop turn.
+PACKETS_PER_TURN = 256
 # Queued deliveries that make a connection flush at once rather than at the end of the turn.
 EAGER_FLUSH = 128
 
@@ -86,6 +88,7 @@ class ConnectionHandler:
         "_deferred",
         "_enhanced",
         "_flush_scheduled",
+        "_input_paused",
         "_mark",
         "_negotiated",
         "_paused",
@@ -138,6 +141,7 @@ class ConnectionHandler:
         self._auth_method: str | None = None
         self._paused = False
         self._flush_scheduled = False
+        self._input_paused = False
         self._closed = False
         # Output waiting for the store: (change seq it reveals, bytes), in order.
         self._deferred: deque[tuple[int, bytes]] | None = None
@@ -154,8 +158,9 @@ class ConnectionHandler:
         if self._closed:
             return
         self._begin()
+        conn = self.conn
         try:
-            events = self.conn.receive_data(data, self.loop.time())
+            events = conn.receive_data(data, self.loop.time(), PACKETS_PER_TURN)
             for event in events:
                 if self.session is None and not isinstance(event, _SESSIONLESS_EVENTS):
                     # Behind a refused CONNECT nothing is processed [MQTT-3.1.4-5].
@@ -164,17 +169,31 @@ class ConnectionHandler:
                 if self._closed:
                     return
         except MQTTError as exc:
-            self.conn.fail(exc.reason_code, str(exc))
+            conn.fail(exc.reason_code, str(exc))
             self._close_with_will()
             return
         except Exception:
             log.exception("internal error on connection from %s", self.peer)
-            self.conn.fail(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "internal error")
+            conn.fail(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "internal error")
             self._close_with_will()
             return
         self._write_out()
-        if self.conn.state is State.CLOSED and not self._closed:
+        if conn.state is State.CLOSED and not self._closed:
             self._close(publish_will=False)
+        elif conn.more_input:
+            # A large read: take the rest in later turns, so that other connections (and
+            # this one's subscribers) are served in between; stop reading meanwhile.
+            if not self._input_paused:
+                self._input_paused = True
+                pause = getattr(self.transport, "pause_reading", None)
+                if pause is not None:
+                    pause()
+            self.loop.call_soon(self.data_received, b"")
+        elif self._input_paused:
+            self._input_paused = False
+            resume = getattr(self.transport, "resume_reading", None)
+            if resume is not None and not self.transport.is_closing():
+                resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The network connection is gone (error, peer close or our own close)."""

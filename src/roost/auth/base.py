@@ -27,6 +27,8 @@ class ClientInfo:
     peer: str
     # The subject (CN or SAN) of the verified TLS client certificate, if any.
     certificate_identity: str | None = None
+    # The registry device this connection authenticated as (dialects set it), if any.
+    device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,22 @@
+"""Device-platform dialects: the rules a listener applies to its clients."""
+
+from __future__ import annotations
+
+from roost.dialects.base import Dialect
+from roost.dialects.cumulocity_connect import CumulocityConnectDialect
+from roost.dialects.generic import GenericDialect
+
+# The dialects a listener may name; the others of the seed documents are still to come.
+DIALECT_NAMES = ("generic", "cumulocity-connect")
+
+
+def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialect:
+    """The dialect called `name` for a listener whose default tenant is `tenant`."""
+    if name == "generic":
+        return GenericDialect(tenant, allow_anonymous)
+    if name == "cumulocity-connect":
+        return CumulocityConnectDialect()
+    raise ValueError(f"unknown dialect {name!r}; known: {', '.join(DIALECT_NAMES)}")
+
+
+__all__ = ["DIALECT_NAMES", "Dialect", "make_dialect"]

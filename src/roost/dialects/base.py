@@ -1,0 +1,143 @@
+"""The Dialect interface: one device platform's rules as pure decisions (no I/O).
+
+A listener selects a dialect (``[[listeners]] dialect = "..."``). The server asks it at
+four points, and each answer is a value, never an action:
+
+1. ``check_connect(connect)`` before CONNECT is negotiated: protocol versions, the
+   client-id grammar, session rules (e.g. "clean session required": the dialect may
+   return an adjusted ``Connect``), the will (topic policy, QoS cap, retain ignored).
+2. ``authenticate(connect, client, credentials)`` once the CONNECT is well formed: the
+   username grammar (-> tenant + identity), the credential check through the registry's
+   read interface (``roost.auth.credentials.CredentialStore``, or None when no registry
+   is configured), and the refusal reason code for the client's protocol version.
+   ``Admission.authenticated`` False means "I did not decide on credentials": the
+   server's AuthChain decides, as it did before dialects existed.
+3. ``check_publish(client, topic, qos, retain, payload_size)`` in the PUBLISH pipeline:
+   topic policy, reserved topics, payload size; a reason code refuses the message.
+4. ``check_subscribe(client, topic_filter, qos, shared)`` per requested subscription
+   (the inner filter of a ``$share``): topic policy, reserved topics.
+
+What is a *capability* rather than a decision is in ``limits`` (``DialectLimits``):
+maximum QoS, retain allowed / accepted-and-ignored / refused, wildcard and shared
+subscriptions, persistent sessions, maximum packet size and client-id length. The
+server folds them into the listener's effective ``MQTTConfig`` (only ever lowering a
+limit), so the protocol layer enforces them and a v5 CONNACK advertises them.
+
+Reason codes are MQTT 5 codes; the encoder maps them down for 3.x (0x87 -> 0x05,
+0x86 -> 0x04, 0x85 -> 0x02; SUBACK failures -> 0x80). A dialect that wants different
+codes per version looks at ``connect.protocol_version`` / ``client.protocol_version``.
+
+How the dialects still to come map onto this interface:
+
+- ``cumulocity-smartrest``: client id ``[connectionType:]deviceIdentifier[:template]``
+  (``check_connect`` parses it; uniqueness is by deviceIdentifier, so ``Admission``
+  gains a ``session_client_id`` that the server keys sessions and takeover on); username ``<tenant>/<user>`` as in Cumulocity Connect; QoS 0..2; clean session 0
+  allowed; no will (``limits.will`` False: CONNECT with a will refused); retained flag
+  ignored (``RetainPolicy.IGNORED``); ``check_publish`` allows only the SmartREST
+  upstream topics (``s/us``, ``s/uc/<X-ID>``, ``s/ut/<X-ID>``, ``t|q|c/...`` modes, child
+  ids as an extra level), ``check_subscribe`` only downstream ones (``s/ds``,
+  ``s/dc/<X-ID>``, ``s/e``, ``s/dt``); payload transforms (CSV escaping) belong to the
+  streams layer, not here.
+- ``alibaba``: username ``<deviceName>&<productKey>``, client id
+  ``<clientId>|securemode=..,signmethod=..,timestamp=..|``, password an HMAC over the
+  sorted parameters with the device secret (``authenticate`` computes it with the
+  secret from the registry; tenant = product key or instance id); QoS 0 and 1
+  (``limits.maximum_qos`` 1); no will, no retained (``limits.will`` False,
+  ``RetainPolicy.REFUSED``); subscription QoS not honoured (granted = 1, the sender's
+  QoS is delivered); topics ``/<productKey>/<deviceName>/user/...`` and
+  ``/sys/<productKey>/<deviceName>/...`` checked in ``check_publish`` /
+  ``check_subscribe`` against the device's own key and name; ``$share`` names of
+  letters, digits and ``_``; at most 20 user properties.
+- ``watson``: client id ``d:<org>:<type>:<id>`` (type and id up to 36 of
+  ``[A-Za-z0-9_.-]``), tenant = org id (``quickstart`` anonymous, QoS 0 only, no
+  subscriptions); username ``use-token-auth``, password the device token
+  (``CredentialStore.check_token``); publish only ``iot-2/evt/<event>/fmt/<fmt>``,
+  subscribe only ``iot-2/cmd/<command>/fmt/<fmt>`` (wildcards allowed in those slots)
+  and ``iotdm-1/#`` for managed devices; payload at most 131072 bytes
+  (``limits.max_payload_size``); QoS 0 and 1; retained messages refused for managed
+  devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from roost.auth.base import ClientInfo
+from roost.auth.credentials import CredentialStore
+from roost.mqtt.packets import Connect
+
+
+class RetainPolicy(Enum):
+    """What a dialect does with the RETAIN flag of a PUBLISH (and of the will)."""
+
+    ALLOWED = "allowed"
+    # Accepted, then delivered and stored as if it had not been set.
+    IGNORED = "ignored"
+    # Refused: Retain Available is 0 (v5 DISCONNECT 0x9A; 3.x: the connection is closed).
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialectLimits:
+    """Capabilities and limits of a dialect; None means "the server's own setting"."""
+
+    max_packet_size: int | None = None
+    max_client_id_length: int | None = None
+    max_payload_size: int | None = None
+    maximum_qos: int = 2
+    retain: RetainPolicy = RetainPolicy.ALLOWED
+    wildcard_subscriptions: bool = True
+    shared_subscriptions: bool = True
+    persistent_sessions: bool = True
+    will: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """CONNECT refused with this (MQTT 5) reason code."""
+
+    reason_code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission:
+    """CONNECT accepted by the dialect: who the client is."""
+
+    tenant: str
+    username: str | None = None
+    device_id: str | None = None
+    # True: the dialect verified credentials; False: the AuthChain decides.
+    authenticated: bool = False
+
+
+class Dialect(Protocol):
+    """A device platform's rules; see the module docstring for when each is asked."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def limits(self) -> DialectLimits: ...
+
+    def check_connect(self, connect: Connect) -> Connect | Refusal:
+        """The CONNECT to go on with (possibly adjusted), or a refusal."""
+        ...
+
+    def authenticate(
+        self, connect: Connect, client: ClientInfo, credentials: CredentialStore | None
+    ) -> Admission | Refusal: ...
+
+    def check_publish(
+        self, client: ClientInfo, topic: str, qos: int, retain: bool, payload_size: int
+    ) -> int | None:
+        """None to let the PUBLISH through, else the reason code refusing it."""
+        ...
+
+    def check_subscribe(
+        self, client: ClientInfo, topic_filter: str, qos: int, shared: bool
+    ) -> int | None:
+        """None to let the subscription through, else the SUBACK reason code."""
+        ...

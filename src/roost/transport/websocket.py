@@ -179,5 +179,14 @@ class WebSocketTransport:
     def write_eof(self) -> None:
         self.close()
 
+    def pause_reading(self) -> None:
+        """The handler has input left for later turns: stop reading the socket meanwhile."""
+        if not self.raw.is_closing():
+            self.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.raw.is_closing():
+            self.raw.resume_reading()
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.raw.get_extra_info(name, default)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from roost.auth.acl import AclRule
+from roost.dialects import DIALECT_NAMES
 from roost.errors import ConfigError
 
 ENV_PREFIX = "ROOST_"
@@ -49,6 +51,10 @@ class ListenerConfig:
     ws_path: str = "/mqtt"
     # PROXY protocol v1 / v2 header expected before anything else.
     proxy_protocol: bool = False
+    # The device-platform dialect of this listener (docs/dialects.md) and the tenant its
+    # clients belong to when the dialect does not name one.
+    dialect: str = "generic"
+    tenant: str = "default"
 
     @property
     def is_tls(self) -> bool:
@@ -108,6 +114,28 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryConfig:
+    """The device registry (`<data_dir>/registry.db`): credentials checked by the dialects."""
+
+    enabled: bool = False
+    # Generic dialect: a client with neither username nor known certificate is let in.
+    allow_anonymous: bool = False
+    # scrypt cost parameter N for new secrets (a power of two).
+    scrypt_n: int = 16_384
+    # How often changes made by another process (the CLI) are picked up, in seconds.
+    refresh_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AclRuleConfig:
+    """One `[[acl]]` rule: allow|deny, publish|subscribe|all, a topic filter pattern."""
+
+    permission: str = "allow"
+    action: str = "all"
+    topic: str = "#"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -118,9 +146,16 @@ class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    acl: tuple[AclRuleConfig, ...] = ()
 
 
-_SECTIONS: dict[str, type[Any]] = {"mqtt": MQTTConfig, "store": StoreConfig, "log": LogConfig}
+_SECTIONS: dict[str, type[Any]] = {
+    "mqtt": MQTTConfig,
+    "store": StoreConfig,
+    "log": LogConfig,
+    "registry": RegistryConfig,
+}
 
 
 def _coerce(cls: type[Any], name: str, value: Any, where: str) -> Any:
@@ -173,7 +208,7 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from parsed TOML."""
-    known = {"listeners", *_SECTIONS}
+    known = {"listeners", "acl", *_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown section {key!r}")
@@ -192,7 +227,11 @@ def from_dict(data: dict[str, Any]) -> Config:
         listener_configs = tuple(
             _build(ListenerConfig, item, f"[[listeners]] #{i}") for i, item in enumerate(listeners)
         )
-    config = Config(listeners=listener_configs, **sections)
+    acl = data.get("acl", [])
+    if not isinstance(acl, list):
+        raise ConfigError("[[acl]] must be an array of tables")
+    acl_rules = tuple(_build(AclRuleConfig, item, f"[[acl]] #{i}") for i, item in enumerate(acl))
+    config = Config(listeners=listener_configs, acl=acl_rules, **sections)
     validate(config)
     return config
 
@@ -270,7 +309,18 @@ def validate(config: Config) -> None:
             "store.durability must be sync or memory",
         ),
         (bool(config.listeners), "at least one listener is required"),
+        (
+            config.registry.scrypt_n >= 2
+            and not config.registry.scrypt_n & (config.registry.scrypt_n - 1),
+            "registry.scrypt_n must be a power of two",
+        ),
+        (config.registry.refresh_interval > 0, "registry.refresh_interval must be > 0"),
     ]
+    for i, rule in enumerate(config.acl):
+        try:
+            AclRule.parse(rule.permission, rule.action, rule.topic)
+        except ValueError as exc:
+            checks.append((False, f"[[acl]] #{i}: {exc}"))
     for listener in config.listeners:
         checks.extend(listener_checks(listener))
     names = [listener.name for listener in config.listeners]
@@ -328,5 +378,13 @@ def listener_checks(listener: ListenerConfig) -> list[tuple[bool, str]]:
             f"{name}: require_identity_match_client_id needs client certificates",
         ),
         (listener.ws_path.startswith("/"), f"{name}: ws_path must start with /"),
+        (
+            listener.dialect in DIALECT_NAMES,
+            f"{name}: dialect must be one of {', '.join(DIALECT_NAMES)}",
+        ),
+        (
+            bool(listener.tenant) and not set(listener.tenant) & set("/+#"),
+            f"{name}: tenant must be non-empty, without / + #",
+        ),
     ]
     return checks

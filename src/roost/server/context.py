@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from roost.auth.base import AuthChain
+from roost.auth.credentials import CredentialStore
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.session import SessionKey
 from roost.core.store import Committer
-from roost.protocol.connection import ConnectionLimits
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
+    from roost.server.profiles import ListenerProfile
 
 
 @dataclass(slots=True)
@@ -33,6 +34,16 @@ class ServerContext:
     started_at: float = field(default_factory=time.time)
     # Set when the store is durable: output revealing stored state waits for its commit.
     committer: Committer | None = None
-    # (ConnectionLimits, topic-name check), shared by all connections; made on first use.
-    connection_rules: tuple[ConnectionLimits, Callable[[str], bool]] | None = None
+    # Per listener: its dialect, effective limits and tenant; made on first use.
+    profiles: dict[str, ListenerProfile] = field(default_factory=dict)
+    # The device registry's read side, when one is configured.
+    registry: CredentialStore | None = None
     assigned_ids: int = 0
+
+    def profile(self, listener: str) -> ListenerProfile:
+        profile = self.profiles.get(listener)
+        if profile is None:
+            from roost.server.profiles import build_profile
+
+            profile = self.profiles[listener] = build_profile(self.config, listener)
+        return profile

@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
 from roost.auth.base import AuthOutcome, ClientInfo, EnhancedAuthenticator
 from roost.core.message import DEFAULT_TENANT, Delivery, Message
 from roost.core.session import Session
+from roost.dialects.base import Refusal
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
 from roost.protocol import events as ev
-from roost.protocol.connection import ConnectionLimits, ServerConnection, State
+from roost.protocol.connection import ServerConnection, State
 from roost.server import inbound
 from roost.server.connect import (
     ConnectRefused,
@@ -30,25 +30,6 @@ from roost.server.connect import (
 from roost.server.context import ServerContext
 
 log = logging.getLogger(__name__)
-
-
-def _connection_rules(ctx: ServerContext) -> tuple[ConnectionLimits, Callable[[str], bool]]:
-    """The protocol limits and topic-name check every connection shares (made once)."""
-    rules = ctx.connection_rules
-    if rules is None:
-        m = ctx.config.mqtt
-        limits = ConnectionLimits(
-            max_packet_size=m.max_packet_size,
-            receive_maximum=m.receive_maximum,
-            max_awaiting_rel=m.max_awaiting_rel,
-            topic_alias_maximum=m.topic_alias_maximum,
-            maximum_qos=m.maximum_qos,
-            retain_available=m.retain_available,
-            max_topic_length=m.max_topic_length,
-            max_topic_levels=m.max_topic_levels,
-        )
-        rules = ctx.connection_rules = (limits, inbound.topic_name_checker(m))
-    return rules
 
 
 # How long a connection the server has closed keeps reading (and discarding) input.
@@ -102,6 +83,7 @@ class ConnectionHandler:
         "listener",
         "loop",
         "peer",
+        "profile",
         "session",
         "transport",
         "will",
@@ -128,8 +110,11 @@ class ConnectionHandler:
         self.certificate_identity = certificate_identity
         self.identity_must_match = identity_must_match
         m = ctx.config.mqtt
-        limits, topic_name_valid = _connection_rules(ctx)
-        self.conn = ServerConnection(limits, topic_name_valid, loop.time())
+        # The listener's dialect, its effective limits and default tenant.
+        profile = self.profile = ctx.profile(listener)
+        self.conn = ServerConnection(
+            profile.connection_limits, profile.topic_name_valid, loop.time()
+        )
         self.session: Session | None = None
         self.client: ClientInfo | None = None
         self.will: Message | None = None
@@ -245,7 +230,14 @@ class ConnectionHandler:
     # -- CONNECT and AUTH ----------------------------------------------------------------
 
     def _on_connect(self, connect: Connect) -> None:
-        m = self.ctx.config.mqtt
+        profile = self.profile
+        m = profile.mqtt
+        ruling = profile.dialect.check_connect(connect)
+        if isinstance(ruling, Refusal):
+            log.info("refused CONNECT from %s: %s", self.peer, ruling.reason)
+            self.conn.refuse(ruling.reason_code)
+            return
+        connect = ruling
         try:
             negotiated = negotiate(connect, m)
         except ConnectRefused as exc:
@@ -262,7 +254,7 @@ class ConnectionHandler:
         self._connect = replace(connect, client_id=negotiated.client_id)
         self._negotiated = negotiated
         self.client = ClientInfo(
-            tenant=DEFAULT_TENANT,
+            tenant=profile.tenant,
             client_id=negotiated.client_id,
             username=connect.username,
             protocol_version=connect.protocol_version,
@@ -333,13 +325,25 @@ class ConnectionHandler:
         connect, client = self._connect, self.client
         assert connect is not None and client is not None
         if self._enhanced is None:
-            decision = ctx.auth.authenticate(connect, client)
-            if not decision.allowed:
-                code = decision.reason_code or ReasonCode.NOT_AUTHORIZED
-                self.conn.refuse(code)
+            admission = self.profile.dialect.authenticate(connect, client, ctx.registry)
+            if isinstance(admission, Refusal):
+                log.info("refused CONNECT from %s: %s", self.peer, admission.reason)
+                self.conn.refuse(admission.reason_code)
                 return
-            if decision.tenant is not None:
-                client = self.client = replace(client, tenant=decision.tenant)
+            client = self.client = replace(
+                client,
+                tenant=admission.tenant,
+                username=admission.username,
+                device_id=admission.device_id,
+            )
+            if not admission.authenticated:
+                decision = ctx.auth.authenticate(connect, client)
+                if not decision.allowed:
+                    code = decision.reason_code or ReasonCode.NOT_AUTHORIZED
+                    self.conn.refuse(code)
+                    return
+                if decision.tenant is not None:
+                    client = self.client = replace(client, tenant=decision.tenant)
         negotiated = self._negotiated
         assert negotiated is not None
         key = (client.tenant, client.client_id)
@@ -363,7 +367,7 @@ class ConnectionHandler:
         self.conn.session_expiry_interval = negotiated.session_expiry_interval
         props = NO_PROPERTIES
         if connect.protocol_version == ProtocolVersion.V5:
-            m = ctx.config.mqtt
+            m = self.profile.mqtt
             response_info = None
             if connect.properties.request_response_information == 1 and m.response_topic_prefix:
                 response_info = m.response_topic_prefix + client.client_id
@@ -423,7 +427,7 @@ class ConnectionHandler:
     def _on_disconnect(self, reason_code: int, properties: Properties) -> None:
         if properties.session_expiry_interval is not None and self.session is not None:
             expiry = min(
-                properties.session_expiry_interval, self.ctx.config.mqtt.max_session_expiry_interval
+                properties.session_expiry_interval, self.profile.mqtt.max_session_expiry_interval
             )
             self.session.expiry_interval = expiry
         # A normal DISCONNECT discards the will [MQTT-3.14.4-3]; 0x04 keeps it.
@@ -569,6 +573,16 @@ class ConnectionHandler:
         self.conn.disconnect(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
         self._write_out()
         self._close(publish_will=True)
+
+    def revoke(self) -> None:
+        """The registry revoked this client's device or credential: DISCONNECT 0x98
+        Administrative action, no will, and the session ends (its subscriptions stop)."""
+        session = self.session
+        self.conn.disconnect(ReasonCode.ADMINISTRATIVE_ACTION, "credentials revoked")
+        self._write_out()
+        self._close(publish_will=False)
+        if session is not None and self.ctx.broker.get_session(*session.key) is session:
+            self.ctx.broker.end_session(session, self.ctx.clock())
 
     def shutdown(self) -> None:
         """The server is stopping: DISCONNECT 0x8B to v5 clients, no will."""

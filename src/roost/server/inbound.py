@@ -49,6 +49,14 @@ def check_system_topic(h: ConnectionHandler, packet: Publish) -> int | None:
     return None
 
 
+def check_dialect(h: ConnectionHandler, packet: Publish) -> int | None:
+    """The listener's dialect: topic policy, reserved topics, payload size."""
+    assert h.client is not None
+    return h.profile.dialect.check_publish(
+        h.client, packet.topic, packet.qos, packet.retain, len(packet.payload)
+    )
+
+
 def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
     assert h.client is not None
     auth = h.ctx.auth
@@ -61,6 +69,7 @@ def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
 PUBLISH_CHECKS: tuple[Callable[[ConnectionHandler, Publish], int | None], ...] = (
     check_user_properties,
     check_system_topic,
+    check_dialect,
     check_authorized,
 )
 
@@ -102,7 +111,8 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
             topic=packet.topic,
             payload=packet.payload,
             qos=packet.qos,
-            retain=packet.retain,
+            # A dialect may accept the RETAIN flag and ignore it.
+            retain=packet.retain and h.profile.keeps_retain,
             properties=props,
             expires_at=None if expiry is None else now + expiry,
             publisher=session.client_id,
@@ -167,7 +177,7 @@ def on_pubrec(h: ConnectionHandler, packet: Pubrec) -> None:
 
 def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
     """The SUBACK reason code for one requested subscription (granted QoS when < 0x80)."""
-    m = h.ctx.config.mqtt
+    m = h.profile.mqtt
     v5 = h.conn.version == ProtocolVersion.V5
     topic_filter = sub.topic_filter
     try:
@@ -185,6 +195,9 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
         return ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
     session = h.session
     assert session is not None and h.client is not None
+    refused = h.profile.dialect.check_subscribe(h.client, inner, sub.qos, shared is not None)
+    if refused is not None:
+        return refused
     if (
         topic_filter not in session.subscriptions
         and len(session.subscriptions) >= m.max_subscriptions_per_session
@@ -199,7 +212,7 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
 def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
     session = h.session
     assert session is not None
-    m = h.ctx.config.mqtt
+    m = h.profile.mqtt
     sub_ids = packet.properties.subscription_identifiers
     sub_id = sub_ids[0] if sub_ids else None
     if sub_id is not None and not m.subscription_identifier_available:

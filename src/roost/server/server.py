@@ -9,11 +9,13 @@ import signal
 import time
 
 from roost import __version__
+from roost.auth.acl import AclAuthorizer, AclRule
 from roost.auth.base import AuthChain
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.store import Committer, Store
+from roost.registry import Registry
 from roost.server.context import ServerContext
 from roost.server.listeners import Listener, start_listeners
 from roost.store.memory import MemoryStore
@@ -39,9 +41,15 @@ class RoostServer:
             self.store = MemoryStore()
             self.broker = Broker(config.mqtt, self.store)
             committer = None
-        self.ctx = ServerContext(
-            config=config, broker=self.broker, auth=auth or AuthChain(), committer=committer
-        )
+        auth = auth or AuthChain()
+        if config.acl:
+            rules = [AclRule.parse(r.permission, r.action, r.topic) for r in config.acl]
+            auth.authorizers.append(AclAuthorizer(rules))
+        self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
+        self.registry: Registry | None = None
+        if config.registry.enabled:
+            self.registry = Registry.in_data_dir(config.store.data_dir, config.registry.scrypt_n)
+            self.ctx.registry = self.registry
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
         self.listeners: list[Listener] = []
@@ -68,6 +76,39 @@ class RoostServer:
                 self.servers.append(listener.server)
         self._tasks.append(asyncio.create_task(self._tick()))
         self._tasks.append(asyncio.create_task(self._publish_sys()))
+        if self.registry is not None:
+            loop = asyncio.get_running_loop()
+
+            def revoked(tenant: str, device_id: str) -> None:
+                # Registry changes may come from any thread: act on the broker's loop.
+                loop.call_soon_threadsafe(self.revoke_device, tenant, device_id)
+
+            self.registry.on_revoke(revoked)
+            self._tasks.append(asyncio.create_task(self._refresh_registry()))
+
+    def revoke_device(self, tenant: str, device_id: str) -> None:
+        """Disconnect every connection of a device whose access was revoked."""
+        for handler in list(self.ctx.handlers):
+            client = handler.client
+            if (
+                handler.session is not None
+                and client is not None
+                and client.tenant == tenant
+                and client.device_id == device_id
+            ):
+                log.info("disconnecting %s/%s: access revoked", tenant, client.client_id)
+                handler.revoke()
+
+    async def _refresh_registry(self) -> None:
+        """Pick up registry changes made by another process (the CLI)."""
+        registry = self.registry
+        assert registry is not None
+        while True:
+            await asyncio.sleep(self.config.registry.refresh_interval)
+            try:
+                registry.refresh()
+            except Exception:
+                log.exception("registry refresh failed")
 
     async def _tick(self) -> None:
         while True:
@@ -142,6 +183,8 @@ class RoostServer:
         for server in self.servers:
             await server.wait_closed()
         self.store.close()
+        if self.registry is not None:
+            self.registry.close()
         self._stopped.set()
 
     async def serve_forever(self) -> None:

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from roost.auth.base import AuthChain
-from roost.config import Config, ListenerConfig, MQTTConfig, StoreConfig, validate
+from roost.config import (
+    AclRuleConfig,
+    Config,
+    ListenerConfig,
+    MQTTConfig,
+    RegistryConfig,
+    StoreConfig,
+    validate,
+)
 from roost.server.server import RoostServer
 
 
@@ -48,19 +56,24 @@ def start_broker(
     durability: str = "sync",
     data_dir: str | None = None,
     listeners: tuple[ListenerConfig, ...] = (),
+    registry: RegistryConfig | None = None,
+    acl: tuple[AclRuleConfig, ...] = (),
     **mqtt: Any,
 ) -> BrokerHandle:
     """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0, on the
     default durability (SQLite) in a fresh temporary data directory unless one is given.
 
     `listeners` adds listeners (TLS, WebSocket, ...; use port 0) next to the plain TCP
-    listener "default"; their ports are in `handle.server.ports[name]`."""
+    listener "default"; their ports are in `handle.server.ports[name]`. `registry` and `acl`
+    are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md)."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0), *listeners),
         mqtt=replace(MQTTConfig(), **mqtt),
         store=StoreConfig(
             durability=durability, data_dir=data_dir or tempfile.mkdtemp(prefix="roost-test-")
         ),
+        registry=registry or RegistryConfig(),
+        acl=acl,
     )
     validate(config)
     server = RoostServer(config, auth=auth)

@@ -18,7 +18,13 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, host: str, port: int, version: ProtocolVersion = ProtocolVersion.V5, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        version: ProtocolVersion = ProtocolVersion.V5,
+        timeout: float = 5.0,
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.version = version
         self.buffer = bytearray()
@@ -30,7 +36,14 @@ class RawClient:
     def send(self, packet: Packet) -> None:
         self.sock.sendall(encode(packet, self.version))
 
-    def connect(self, client_id: str = "raw", clean_start: bool = True, keep_alive: int = 60, properties: Properties | None = None, **kw: object) -> Packet:
+    def connect(
+        self,
+        client_id: str = "raw",
+        clean_start: bool = True,
+        keep_alive: int = 60,
+        properties: Properties | None = None,
+        **kw: object,
+    ) -> Packet:
         self.send(
             Connect(
                 protocol_name="MQIsdp" if self.version == ProtocolVersion.V31 else "MQTT",
@@ -45,11 +58,25 @@ class RawClient:
         return self.recv()
 
     def subscribe(self, topic_filter: str, qos: int = 0, packet_id: int = 1) -> Packet:
-        self.send(Subscribe(packet_id=packet_id, subscriptions=(Subscription(topic_filter=topic_filter, qos=qos),)))
+        self.send(
+            Subscribe(
+                packet_id=packet_id,
+                subscriptions=(Subscription(topic_filter=topic_filter, qos=qos),),
+            )
+        )
         return self.recv()
 
-    def publish(self, topic: str, payload: bytes = b"", qos: int = 0, packet_id: int | None = None, retain: bool = False) -> None:
-        self.send(Publish(topic=topic, payload=payload, qos=qos, packet_id=packet_id, retain=retain))
+    def publish(
+        self,
+        topic: str,
+        payload: bytes = b"",
+        qos: int = 0,
+        packet_id: int | None = None,
+        retain: bool = False,
+    ) -> None:
+        self.send(
+            Publish(topic=topic, payload=payload, qos=qos, packet_id=packet_id, retain=retain)
+        )
 
     def recv(self, timeout: float | None = None) -> Packet:
         """The next packet; raises Closed if the broker closed, TimeoutError if none came."""
@@ -67,7 +94,7 @@ class RawClient:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 raise TimeoutError("no packet") from exc
             except ConnectionResetError as exc:
                 raise Closed() from exc

@@ -119,16 +119,31 @@ clean:
 		.hypothesis .coverage htmlcov
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
 
-# --- Benchmark: Roost vs Debian's mosquitto (bench/, docs/performance.md) --------------------
+# --- Benchmark: Roost vs Debian's mosquitto and amqtt (bench/, docs/performance.md) ---------
 
 BENCH_ARGS ?=
+# amqtt, the second reference broker, in a venv of its own (it brings its own dependencies;
+# never into $(VENV)). Gitignored; if it cannot be created the bench runs without amqtt.
+AMQTT_VENV ?= .venv-amqtt
+AMQTT_SPEC ?= amqtt==0.12.1
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-amqtt
 
-# The full run (about 12 minutes): results in bench/results/latest.*, table in docs/performance.md.
-bench: deps-system $(STAMP)
-	$(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
+bench-amqtt:
+	@if [ -x $(AMQTT_VENV)/bin/amqtt ]; then \
+		echo "amqtt: $(AMQTT_VENV) already set up"; \
+	elif $(PYTHON) -m venv $(AMQTT_VENV) && \
+		$(AMQTT_VENV)/bin/python -m pip install --disable-pip-version-check -q '$(AMQTT_SPEC)'; then \
+		echo "amqtt: installed into $(AMQTT_VENV)"; \
+	else \
+		echo "amqtt: could not set up $(AMQTT_VENV); the bench runs without amqtt"; \
+		rm -rf $(AMQTT_VENV); \
+	fi
 
-# One run per short cell (about 3 minutes): results in bench/results/quick.*.
-bench-quick: deps-system $(STAMP)
-	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+# The full run (about 13 minutes): results in bench/results/latest.*, table in docs/performance.md.
+bench: deps-system $(STAMP) bench-amqtt
+	BENCH_AMQTT=$(abspath $(AMQTT_VENV))/bin/amqtt $(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
+
+# One run per short cell (about 4 minutes): results in bench/results/quick.*.
+bench-quick: deps-system $(STAMP) bench-amqtt
+	BENCH_AMQTT=$(abspath $(AMQTT_VENV))/bin/amqtt $(BIN)/python -m bench.run --quick $(BENCH_ARGS)

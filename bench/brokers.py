@@ -1,8 +1,14 @@
-"""Start and stop the brokers under test (Roost and Debian's mosquitto) as subprocesses on
-free loopback ports, and read their CPU time and memory from /proc."""
+"""Start and stop the brokers under test as subprocesses on free loopback ports, and read
+their CPU time, memory and storage writes from /proc.
+
+Roost (the broker under test), Debian's mosquitto (the reference) and amqtt 0.12.1 (a
+second, pure-Python reference, run from its own venv `.venv-amqtt`, which `make bench`
+creates). For the durable cells: Roost with `durability = "sync"` or `"memory"` and
+mosquitto with `persistence true`, each with an empty data directory of its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -10,12 +16,17 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
 MOSQUITTO = "/usr/sbin/mosquitto"
+ROOT = Path(__file__).resolve().parents[1]
+# amqtt lives in a venv of its own (it brings its own dependencies); BENCH_AMQTT may name
+# another `amqtt` executable.
+AMQTT = os.path.abspath(os.environ.get("BENCH_AMQTT", str(ROOT / ".venv-amqtt/bin/amqtt")))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Limits both brokers run with (the same numbers on both sides; see docs/performance.md).
@@ -24,8 +35,12 @@ MAX_QUEUED_MESSAGES = 10_000
 NODELAY = os.environ.get("BENCH_NODELAY", "set_tcp_nodelay true\n")
 
 
-def roost_config(port: int) -> str:
-    """Roost's settings for the bench: defaults, except the limits both brokers share."""
+def roost_config(port: int, durability: str = "", data_dir: str = "") -> str:
+    """Roost's settings for the bench: defaults, except the limits both brokers share (and,
+    for the durable cells, the store's durability and an empty data directory)."""
+    store = ""
+    if durability:
+        store = f'\n[store]\ndurability = "{durability}"\ndata_dir = "{data_dir}"\n'
     return (
         "[[listeners]]\n"
         'name = "default"\n'
@@ -38,18 +53,25 @@ def roost_config(port: int) -> str:
         f"max_queued_bytes = {256 * 1024 * 1024}\n"
         "max_keep_alive = 65535\n"
         "\n[log]\n"
-        'level = "WARNING"\n'
+        'level = "WARNING"\n' + store
     )
 
 
-def mosquitto_config(port: int) -> str:
-    """mosquitto's settings for the bench: defaults, except the limits both brokers share."""
+def mosquitto_config(port: int, persistence_dir: str = "") -> str:
+    """mosquitto's settings for the bench: defaults, except the limits both brokers share
+    (and, for the durable cells, persistence on: `autosave_interval` stays at its default)."""
+    if persistence_dir:
+        persistence = f"persistence true\npersistence_location {persistence_dir}/\n"
+    else:
+        persistence = "persistence false\n"
     return (
         f"listener {port} {HOST}\n"
         "allow_anonymous true\n"
-        "persistence false\n"
+        f"{persistence}"
         f"max_inflight_messages {MAX_INFLIGHT}\n"
-        f"max_queued_messages {MAX_QUEUED_MESSAGES}\n" + NODELAY + "log_dest stderr\n"
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
+        f"{NODELAY}"
+        "log_dest stderr\n"
         "log_type error\n"
         "log_type warning\n"
     )
@@ -75,6 +97,7 @@ class Broker:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    stats_path: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -93,6 +116,27 @@ class Broker:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+    def write_bytes(self) -> int:
+        """Bytes the broker caused to be written to storage (/proc/PID/io), or -1."""
+        try:
+            with open(f"/proc/{self.pid}/io") as fh:
+                for line in fh:
+                    if line.startswith("write_bytes:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return -1
+
+    def store_stats(self) -> dict[str, int]:
+        """Roost's store commit counters, written by bench.roost_stats when the broker
+        exits (after stop()); empty for other brokers."""
+        if self.stats_path is None or not self.stats_path.exists():
+            return {}
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -149,11 +193,84 @@ def start_roost(workdir: Path) -> Broker:
     return _spawn("roost", [*argv, "--config", str(cfg)], port, workdir)
 
 
+def _start_roost_store(workdir: Path, durability: str) -> Broker:
+    """Roost for the durable cells: an empty data directory of its own, and the store's
+    commit counters written to a file at exit (bench.roost_stats)."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix=f"roost-{durability}-data-", dir=workdir)
+    cfg = workdir / f"roost-{durability}-bench.toml"
+    cfg.write_text(roost_config(port, durability, data_dir))
+    stats = Path(data_dir) / "store-stats.json"
+    argv = [sys.executable, "-m", "bench.roost_stats", str(stats), "serve"]
+    argv += ["--host", HOST, "--port", str(port), "--config", str(cfg)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    broker = _spawn(f"roost-{durability}", argv, port, workdir, env)
+    broker.stats_path = stats
+    return broker
+
+
+def start_roost_sync(workdir: Path) -> Broker:
+    return _start_roost_store(workdir, "sync")
+
+
+def start_roost_memory(workdir: Path) -> Broker:
+    return _start_roost_store(workdir, "memory")
+
+
 def start_mosquitto(workdir: Path) -> Broker:
     port = free_port()
     cfg = workdir / "mosquitto-bench.conf"
     cfg.write_text(mosquitto_config(port))
     return _spawn("mosquitto", [mosquitto_path(), "-c", str(cfg)], port, workdir)
+
+
+def start_mosquitto_persist(workdir: Path) -> Broker:
+    """mosquitto with `persistence true` in an empty directory of its own."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="mosquitto-data-", dir=workdir)
+    cfg = workdir / "mosquitto-persist-bench.conf"
+    cfg.write_text(mosquitto_config(port, data_dir))
+    return _spawn("mosquitto-persist", [mosquitto_path(), "-c", str(cfg)], port, workdir)
+
+
+def amqtt_config(port: int) -> str:
+    """amqtt's settings for the bench: one TCP listener, anonymous clients allowed, and no
+    other plugin (no $SYS topics, no event or packet logging)."""
+    return (
+        "listeners:\n"
+        "  default:\n"
+        "    type: tcp\n"
+        f"    bind: {HOST}:{port}\n"
+        "plugins:\n"
+        "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+
+
+def amqtt_path() -> str | None:
+    """The amqtt executable, or None when its venv is missing."""
+    return AMQTT if os.access(AMQTT, os.X_OK) else None
+
+
+def amqtt_version() -> str:
+    path = amqtt_path()
+    if path is None:
+        return "amqtt not installed"
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return f"amqtt {out.stdout.strip() or 'unknown'}"
+
+
+def start_amqtt(workdir: Path) -> Broker:
+    path = amqtt_path()
+    if path is None:
+        raise RuntimeError(f"amqtt is not installed ({AMQTT}; make bench creates it)")
+    port = free_port()
+    cfg = workdir / "amqtt-bench.yaml"
+    cfg.write_text(amqtt_config(port))
+    return _spawn("amqtt", [path, "-c", str(cfg)], port, workdir)
 
 
 def start_sink(workdir: Path, payload: int) -> Broker:
@@ -183,4 +300,11 @@ def mosquitto_version() -> str:
     return first.strip()
 
 
-STARTERS = {"roost": start_roost, "mosquitto": start_mosquitto}
+STARTERS = {
+    "roost": start_roost,
+    "mosquitto": start_mosquitto,
+    "amqtt": start_amqtt,
+    "roost-sync": start_roost_sync,
+    "roost-memory": start_roost_memory,
+    "mosquitto-persist": start_mosquitto_persist,
+}

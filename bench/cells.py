@@ -20,12 +20,18 @@ from bench.loadgen import Role, Samples, worker
 START_DELAY = 0.3
 JOIN_TIMEOUT = 10.0
 
+MAIN = ("roost", "mosquitto")
+WITH_AMQTT = ("roost", "mosquitto", "amqtt")
+AMQTT_REF = ("roost", "amqtt")
+DURABLE = ("roost-sync", "roost-memory", "mosquitto-persist")
+AMQTT_IDLE = 1_000
+
 
 @dataclass(frozen=True, slots=True)
 class Cell:
     key: str
     title: str
-    kind: str  # "throughput", "latency", "idle", "overload", "capacity"
+    kind: str  # "throughput", "latency", "idle", "overload", "capacity", "durable"
     topology: str = "p2p"  # "p2p", "fanout", "fanin"
     pubs: int = 10
     subs: int = 10
@@ -33,6 +39,8 @@ class Cell:
     payload: int = 64
     rate: float = 0.0
     idle: int = 0
+    persistent: bool = False  # subscribers: clean session 0, fixed client ids
+    brokers: tuple[str, ...] = MAIN  # bench.brokers.STARTERS names that run this cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,8 @@ def cells(profile: Profile) -> list[Cell]:
                     "throughput",
                     qos=qos,
                     payload=payload,
+                    # amqtt only where it finishes in bounded time: 64 B point-to-point.
+                    brokers=WITH_AMQTT if payload == 64 else MAIN,
                 )
             )
     for n in (100, 1000):
@@ -94,6 +104,27 @@ def cells(profile: Profile) -> list[Cell]:
             pubs=0,
             subs=0,
             idle=profile.idle_connections,
+        )
+    )
+    out.append(
+        Cell(
+            "idle-1k",
+            f"{AMQTT_IDLE:,} idle connections (amqtt reference)",
+            "idle",
+            pubs=0,
+            subs=0,
+            idle=AMQTT_IDLE,
+            brokers=AMQTT_REF,
+        )
+    )
+    out.append(
+        Cell(
+            "durable-q1-64",
+            "durable p2p 10->10, QoS 1, 64 B, persistent sessions",
+            "durable",
+            qos=1,
+            persistent=True,
+            brokers=DURABLE,
         )
     )
     out.append(
@@ -182,11 +213,13 @@ def run_pubsub(
         "sub",
         HOST,
         broker.port,
-        f"{tag}s",
+        # Persistent sessions keep fixed client ids (each run starts an empty broker).
+        f"{cell.key}-sub-" if cell.persistent else f"{tag}s",
         sub_topics,
         qos=cell.qos,
         payload=cell.payload,
         latency=cell.kind == "latency",
+        clean=not cell.persistent,
     )
     workers: list[Worker] = []
     shared = mp.get_context("spawn").RawValue("q", 0) if credit else None
@@ -209,6 +242,7 @@ def run_pubsub(
                 latency=False,
                 credit=credit,
                 fanout=fanout,
+                clean=True,
             )
             pub = Worker(role, shared)
             workers.append(pub)
@@ -217,10 +251,18 @@ def run_pubsub(
         for w in workers:
             w.send("go", t0, duration, interval, warmup)
         steps = round(duration / interval)
-        broker_samples: list[tuple[float, float, int]] = []
+        io = cell.kind == "durable"
+        broker_samples: list[tuple[float, float, int, int]] = []
         for k in range(steps + 1):
             _sleep_until(t0 + k * interval)
-            broker_samples.append((time.monotonic(), broker.cpu_seconds(), broker.rss_bytes()))
+            broker_samples.append(
+                (
+                    time.monotonic(),
+                    broker.cpu_seconds(),
+                    broker.rss_bytes(),
+                    broker.write_bytes() if io else -1,
+                )
+            )
         grace = 60 + duration
         pub_ran = pub.recv(grace)[1] if pub else {"sent": 0, "acked": 0, "samples": []}
         sub_done: dict[str, Any] = {"received": 0, "samples": [], "latencies_ns": []}
@@ -248,7 +290,7 @@ def _metrics(
     warmup: float,
     interval: float,
     duration: float,
-    broker_samples: list[tuple[float, float, int]],
+    broker_samples: list[tuple[float, float, int, int]],
     pub_ran: dict[str, Any],
     sub_done: dict[str, Any],
     expected: int,
@@ -274,7 +316,10 @@ def _metrics(
     elif pub_ran["samples"] and broker_cpu > 0:
         out["msgs_per_broker_cpu_s"] = out["published_per_s"] * (b1[0] - b0[0]) / broker_cpu
     out["broker_rss_max"] = max(s[2] for s in broker_samples)
+    if delivered and b0[3] >= 0 and b1[3] >= 0:
+        out["disk_bytes_per_msg"] = (b1[3] - b0[3]) / delivered
     out["sent"] = pub_ran["sent"]
+    out["acked"] = pub_ran.get("acked", 0)
     out["expected"] = expected
     out["received"] = sub_done["received"]
     if expected:
@@ -303,7 +348,7 @@ def _pct(sorted_values: list[int], q: float) -> float:
 
 def _series(
     sub_samples: list[tuple[float, int, float]],
-    broker_samples: list[tuple[float, float, int]],
+    broker_samples: list[tuple[float, float, int, int]],
     interval: float,
 ) -> list[dict[str, float]]:
     """Per-second delivered rate and broker VmRSS."""

@@ -50,6 +50,7 @@ class Role:
     latency: bool = False  # subscribers: read timestamps from payloads
     idle_count: int = 0  # kind "idle": how many connections
     connect_concurrency: int = 200
+    clean: bool = True  # False: persistent sessions (MQTT 3.1.1 clean session 0)
 
 
 def raise_nofile() -> None:
@@ -262,7 +263,7 @@ async def _open(role: Role, index: int, factory: Any, sem: asyncio.Semaphore) ->
             )
             client: Client = proto
             assert client.transport is not None
-            client.transport.write(wire.connect(f"{role.client_prefix}{index}"))
+            client.transport.write(wire.connect(f"{role.client_prefix}{index}", clean=role.clean))
             code = await asyncio.wait_for(client.connack, CONNECT_TIMEOUT)
             if code != 0:
                 client.transport.close()

@@ -1,4 +1,5 @@
-"""Results as JSON and as markdown tables (Roost vs mosquitto, with ratios and targets)."""
+"""Results as JSON and as markdown tables (Roost vs mosquitto, with ratios and targets; Roost
+vs amqtt; durable QoS 1: Roost sync vs Roost memory vs mosquitto with persistence)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,16 @@ def markdown(results: dict[str, Any]) -> str:
     p = results["profile"]
     lines.append(
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.1f} GiB, {m['kernel']}; "
-        f"Python {m['python']}, uvloop {m['uvloop']}; {m['mosquitto']}; Roost {m['roost_commit']}."
+        f"Python {m['python']}, uvloop {m['uvloop']}; {m['mosquitto']}; "
+        f"{m.get('amqtt', 'amqtt not run')}; Roost {m['roost_commit']}."
     )
+    if m.get("data_fs"):
+        lines.append(
+            f"Durable cells' data directories on {m['data_fs']}; 4 KiB write + fsync there: "
+            f"{_num(m.get('fsync_ms'), 2)} ms (median of 20)."
+        )
+    for note in results.get("notes", []):
+        lines.append(f"Note: {note}.")
     lines.append(
         f"Profile `{p['name']}`: median of {p['reps']} runs per cell, {p['duration']:g} s each "
         f"(first {p['warmup']:g} s not counted); generator and broker share the machine."
@@ -86,8 +95,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines.append("")
     for key, cell in results["cells"].items():
-        if cell["kind"] != "idle":
-            continue
+        if cell["kind"] != "idle" or "mosquitto" not in cell:
+            continue  # the 1,000-connection cell is Roost vs amqtt: see amqtt_tables
         r, q = _m(results, key, "roost"), _m(results, key, "mosquitto")
         lines.append(f"### {cell['title']}")
         lines.append("")
@@ -135,6 +144,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_num(stats['mosquitto'].get(field), digits)} | {target} |"
             )
         lines.append("")
+    lines.extend(durable_tables(results))
+    lines.extend(amqtt_tables(results))
     cap = results.get("capacity", {})
     if cap:
         lines.append("### Load generator capacity (against bench.sink, a do-nothing MQTT peer)")
@@ -164,6 +175,118 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+DURABLE_LABELS = {
+    "roost-sync": 'Roost, `durability = "sync"`',
+    "roost-memory": 'Roost, `durability = "memory"`',
+    "mosquitto-persist": "mosquitto, `persistence true`",
+}
+
+
+def durable_tables(results: dict[str, Any]) -> list[str]:
+    """Durable QoS 1: one row per broker set-up, then the ratios (sync / memory: target ≥ 0.5)."""
+    lines: list[str] = []
+    for key, cell in results["cells"].items():
+        if cell["kind"] != "durable":
+            continue
+        lines.append(f"### {cell['title']}")
+        lines.append("")
+        lines.append(
+            "| broker | delivered msg/s | loss | msg/CPU-s | broker CPU (cores) "
+            "| generator CPU pub / sub | storage bytes written per msg "
+            "| acks per commit | commit ms mean / max |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, label in DURABLE_LABELS.items():
+            if name not in cell:
+                continue
+            d = _m(results, key, name)
+            commit = "-"
+            if d.get("commit_ms_mean") is not None:
+                commit = f"{_num(d.get('commit_ms_mean'), 1)} / {_num(d.get('commit_ms_max'), 1)}"
+            lines.append(
+                f"| {label} | {_num(d.get('delivered_per_s'))} | {_pct(d.get('loss'))} "
+                f"| {_num(d.get('msgs_per_broker_cpu_s'))} | {_num(d.get('broker_cpu'), 2)} "
+                f"| {_num(d.get('gen_pub_cpu'), 2)} / {_num(d.get('gen_sub_cpu'), 2)} "
+                f"| {_num(d.get('disk_bytes_per_msg'))} | {_num(d.get('acked_per_commit'), 1)} "
+                f"| {commit} |"
+            )
+        lines.append("")
+        lines.append("| ratio | delivered msg/s | msg/CPU-s | target |")
+        lines.append("|---|---:|---:|---|")
+        pairs = [
+            ("roost-sync", "roost-memory", "≥ 0.5x (delivered msg/s)"),
+            ("roost-sync", "mosquitto-persist", ""),
+            ("roost-memory", "mosquitto-persist", ""),
+        ]
+        for a, b, target in pairs:
+            if a not in cell or b not in cell:
+                continue
+            ma, mb = _m(results, key, a), _m(results, key, b)
+            lines.append(
+                f"| {DURABLE_LABELS[a]} / {DURABLE_LABELS[b]} "
+                f"| {_ratio(ma.get('delivered_per_s'), mb.get('delivered_per_s'))} "
+                f"| {_ratio(ma.get('msgs_per_broker_cpu_s'), mb.get('msgs_per_broker_cpu_s'))} "
+                f"| {target} |"
+            )
+        lines.append("")
+    return lines
+
+
+def amqtt_tables(results: dict[str, Any]) -> list[str]:
+    """Roost vs amqtt where amqtt ran: 64 B point-to-point and 1,000 idle connections."""
+    ran = [(k, c) for k, c in results["cells"].items() if "amqtt" in c]
+    if not ran:
+        return []
+    version = results["machine"].get("amqtt", "amqtt")
+    lines = [f"### amqtt reference ({version}, Roost / amqtt)", ""]
+    pubsub = [(k, c) for k, c in ran if c["kind"] == "throughput"]
+    if pubsub:
+        lines.append(
+            "| cell | Roost msg/s | amqtt msg/s | ratio | Roost msg/CPU-s | amqtt msg/CPU-s "
+            "| ratio | amqtt loss | target |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for key, cell in pubsub:
+            r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
+            target = "≥ 50x (msg/s)" if key.startswith("p2p") else ""
+            lines.append(
+                f"| {cell['title']} | {_num(r.get('delivered_per_s'))} "
+                f"| {_num(a.get('delivered_per_s'))} "
+                f"| {_ratio(r.get('delivered_per_s'), a.get('delivered_per_s'), 1)} "
+                f"| {_num(r.get('msgs_per_broker_cpu_s'))} | {_num(a.get('msgs_per_broker_cpu_s'))} "
+                f"| {_ratio(r.get('msgs_per_broker_cpu_s'), a.get('msgs_per_broker_cpu_s'), 1)} "
+                f"| {_pct(a.get('loss'))} | {target} |"
+            )
+        lines.append("")
+    for key, cell in ran:
+        if cell["kind"] != "idle":
+            continue
+        r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
+        rb, ab = r.get("bytes_per_connection"), a.get("bytes_per_connection")
+        lines.append(f"| {cell['title']} | Roost | amqtt | Roost / amqtt |")
+        lines.append("|---|---:|---:|---:|")
+        lines.append(
+            f"| broker VmRSS per connection (KiB) | {_num(rb and rb / 1024, 2)} "
+            f"| {_num(ab and ab / 1024, 2)} | {_ratio(rb, ab, 3)} |"
+        )
+        lines.append(
+            f"| connects per broker CPU-second | {_num(r.get('connects_per_broker_cpu_s'))} "
+            f"| {_num(a.get('connects_per_broker_cpu_s'))} "
+            f"| {_ratio(r.get('connects_per_broker_cpu_s'), a.get('connects_per_broker_cpu_s'), 1)} |"
+        )
+        lines.append(
+            f"| connects per second (wall clock) | {_num(r.get('connects_per_s'))} "
+            f"| {_num(a.get('connects_per_s'))} "
+            f"| {_ratio(r.get('connects_per_s'), a.get('connects_per_s'), 1)} |"
+        )
+        lines.append(
+            f"| connected / failed | {_num(r.get('connected'))} / {_num(r.get('failed'))} "
+            f"| {_num(a.get('connected'))} / {_num(a.get('failed'))} |  |"
+        )
+        lines.append("")
+    return lines
 
 
 def overload_summary(med: dict[str, Any]) -> dict[str, float]:

@@ -35,9 +35,11 @@ def utf8(s: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def connect(client_id: str, keep_alive: int = 600) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no credentials."""
-    body = utf8("MQTT") + bytes([4, 0x02]) + keep_alive.to_bytes(2, "big") + utf8(client_id)
+def connect(client_id: str, keep_alive: int = 600, clean: bool = True) -> bytes:
+    """CONNECT, MQTT 3.1.1, no credentials; clean session unless `clean` is False (a
+    persistent session, kept by the broker after the connection closes)."""
+    flags = 0x02 if clean else 0x00
+    body = utf8("MQTT") + bytes([4, flags]) + keep_alive.to_bytes(2, "big") + utf8(client_id)
     return b"\x10" + varint(len(body)) + body
 
 

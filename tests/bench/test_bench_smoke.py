@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import brokers, cells
+from bench import brokers, cells, report
 
 
 @pytest.mark.slow
@@ -39,3 +39,80 @@ def test_generator_qos0_flood_counts_loss(tmp_path: Path) -> None:
     assert m["received"] > 0
     assert m["received"] <= m["expected"]
     assert "loss" in m
+
+
+@pytest.mark.slow
+def test_durable_cell_persistent_sessions_on_sync_store(tmp_path: Path) -> None:
+    """Roost with durability = "sync" in an empty data dir; subscribers with clean session 0:
+    messages flow, the store commits, and the commit counters come back after stop()."""
+    broker = brokers.start_roost_sync(tmp_path)
+    try:
+        cell = cells.Cell(
+            "smoke-durable", "durable 2->2", "durable", pubs=2, subs=2, qos=1, persistent=True
+        )
+        m = cells.run_pubsub(broker, cell, duration=1.5, warmup=0.5, interval=0.5, tag="sd")
+    finally:
+        broker.stop()
+    assert m["connect_failures"] == 0
+    assert m["received"] > 0
+    assert m["loss"] == 0.0
+    assert m["disk_bytes_per_msg"] > 0
+    stats = broker.store_stats()
+    assert stats["stores"] == 1
+    assert stats["commits"] > 0
+    assert stats["committed_ops"] >= stats["commits"]
+    assert list(tmp_path.glob("roost-sync-data-*/roost.db"))
+
+
+def test_report_renders_durable_and_amqtt_tables() -> None:
+    def med(**values: float) -> dict[str, object]:
+        return {"median": values, "runs": []}
+
+    results = {
+        "command": "make bench",
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "memory_gib": 1.0,
+            "kernel": "Linux",
+            "python": "3.11",
+            "uvloop": "x",
+            "mosquitto": "mosquitto",
+            "amqtt": "amqtt 0.12.1",
+            "roost_commit": "abc",
+        },
+        "profile": {"name": "quick", "reps": 1, "duration": 2.0, "warmup": 0.5},
+        "cells": {
+            "p2p-q0-64": {
+                "title": "p2p 10->10, QoS 0, 64 B",
+                "kind": "throughput",
+                "roost": med(delivered_per_s=50_000.0, msgs_per_broker_cpu_s=50_000.0),
+                "mosquitto": med(delivered_per_s=60_000.0, msgs_per_broker_cpu_s=70_000.0),
+                "amqtt": med(delivered_per_s=1_000.0, msgs_per_broker_cpu_s=1_000.0, loss=0.0),
+            },
+            "durable-q1-64": {
+                "title": "durable p2p",
+                "kind": "durable",
+                "roost-sync": med(delivered_per_s=10_000.0, acked_per_commit=100.0),
+                "roost-memory": med(delivered_per_s=20_000.0),
+                "mosquitto-persist": med(delivered_per_s=25_000.0),
+            },
+        },
+    }
+    text = report.markdown(results)
+    assert "| p2p 10->10, QoS 0, 64 B | 50,000 | 1,000 | 50.0x |" in text
+    assert "0.50x" in text  # sync / memory
+    assert "amqtt reference" in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(brokers.amqtt_path() is None, reason="no .venv-amqtt (make bench creates it)")
+def test_amqtt_reference_broker_starts_and_delivers(tmp_path: Path) -> None:
+    broker = brokers.start_amqtt(tmp_path)
+    try:
+        cell = cells.Cell("smoke-amqtt", "p2p 2->2, QoS 1", "throughput", pubs=2, subs=2, qos=1)
+        m = cells.run_pubsub(broker, cell, duration=1.5, warmup=0.5, interval=0.5, tag="sa")
+    finally:
+        broker.stop()
+    assert m["connect_failures"] == 0
+    assert m["received"] > 0

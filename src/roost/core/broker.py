@@ -350,7 +350,6 @@ class Broker:
                 else:
                     session.queue.append(delivery)
                     session.queued_bytes += delivery.message.size
-                session.spill_after = max(session.spill_after, delivery.store_id)
             session.spilled = stored.spilled
             session.spilled_bytes = stored.spilled_bytes
             session.awaiting_rel.update(stored.awaiting_rel)

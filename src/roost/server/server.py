@@ -58,7 +58,7 @@ class RoostServer:
 
     async def start(self) -> None:
         started = time.monotonic()
-        snapshot = self.store.load(self.config.mqtt.max_queued_in_memory)
+        snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
         if self.store.durable:
             log.info(

@@ -20,7 +20,7 @@ class MemoryStore:
         self.sessions: dict[SessionKey, StoredSession] = {}
         self.retained: dict[tuple[str, str], Message] = {}
 
-    def load(self, in_memory: int = 1_000) -> StoreSnapshot:
+    def load(self) -> StoreSnapshot:
         return StoreSnapshot(list(self.sessions.values()), list(self.retained.values()))
 
     def session_saved(

@@ -111,23 +111,15 @@ class SqliteStore:
             raise StoreError("store is not open")
         return self._conn
 
-    def load(self, in_memory: int = 1_000) -> StoreSnapshot:
-        """Everything stored, as the broker rebuilds it: of each session's queue the first
-        `in_memory` deliveries come as objects, the rest is counted (it stays on disk)."""
+    def load(self) -> StoreSnapshot:
+        """Everything stored, as the broker rebuilds it. Queued deliveries are only counted:
+        they stay on disk until their session reads them back (a session that never comes
+        back costs no memory); deliveries in flight come as objects, to be resent."""
         if self._conn is None:
             self.open()
         conn = self.conn
-        conn.execute("BEGIN")
-        conn.execute(
-            "DELETE FROM deliveries WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE"
-            " s.tenant = deliveries.tenant AND s.client_id = deliveries.client_id)"
-        )
-        conn.execute(
-            "DELETE FROM messages WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id"
-            " = messages.id) AND NOT EXISTS (SELECT 1 FROM retained WHERE message_id ="
-            " messages.id) AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = messages.id)"
-        )
-        conn.execute("COMMIT")
+        # No orphan clean-up pass: a session's rows go in one transaction with it, and
+        # triggers delete message rows that nothing references any more.
         cache: dict[int, Message] = {}
         retained = [
             self._message(cache, row)
@@ -144,7 +136,7 @@ class SqliteStore:
                 " JOIN messages m ON m.id = w.message_id"
             )
         ]
-        sessions = self._load_sessions(conn, cache, in_memory)
+        sessions = self._load_sessions(conn, cache)
         self._next_message_id = 1 + (
             conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
         )
@@ -172,7 +164,7 @@ class SqliteStore:
         return message
 
     def _load_sessions(
-        self, conn: sqlite3.Connection, cache: dict[int, Message], in_memory: int
+        self, conn: sqlite3.Connection, cache: dict[int, Message]
     ) -> list[StoredSession]:
         subscriptions: dict[SessionKey, list[SessionSubscription]] = {}
         for row in conn.execute(
@@ -194,22 +186,17 @@ class SqliteStore:
         deliveries: dict[SessionKey, list[Delivery]] = {}
         for row in conn.execute(
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER"
-            " (PARTITION BY tenant, client_id ORDER BY id) AS n FROM deliveries) d"
-            " JOIN messages m ON m.id = d.message_id WHERE d.n <= ? OR d.packet_id != 0"
-            " ORDER BY d.id",
-            (in_memory,),
+            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d"
+            " JOIN messages m ON m.id = d.message_id WHERE d.packet_id != 0 ORDER BY d.id"
         ):
             deliveries.setdefault((row[1], row[2]), []).append(self._delivery(cache, row))
-        spilled: dict[SessionKey, tuple[int, int, int]] = {}
-        for tenant, client_id, count, size, last in conn.execute(
+        spilled: dict[SessionKey, tuple[int, int]] = {}
+        for tenant, client_id, count, size in conn.execute(
             "SELECT d.tenant, d.client_id, COUNT(*), SUM(LENGTH(m.payload) + LENGTH(m.topic)"
-            " + 64), MAX(d.id) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant,"
-            " client_id ORDER BY id) AS n FROM deliveries) d JOIN messages m ON"
-            " m.id = d.message_id WHERE d.n > ? AND d.packet_id = 0 GROUP BY d.tenant, d.client_id",
-            (in_memory,),
+            " + 64) FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.packet_id = 0 GROUP BY d.tenant, d.client_id"
         ):
-            spilled[(tenant, client_id)] = (count, size, last)
+            spilled[(tenant, client_id)] = (count, size)
         awaiting: dict[SessionKey, list[int]] = {}
         for tenant, client_id, packet_id in conn.execute(
             "SELECT tenant, client_id, packet_id FROM awaiting_rel"
@@ -220,7 +207,7 @@ class SqliteStore:
             "SELECT tenant, client_id, expiry_interval, disconnected_at FROM sessions"
         ):
             key = (tenant, client_id)
-            count, size, _ = spilled.get(key, (0, 0, 0))
+            count, size = spilled.get(key, (0, 0))
             sessions.append(
                 StoredSession(
                     tenant=tenant,
@@ -258,7 +245,7 @@ class SqliteStore:
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
             f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d JOIN messages m"
             " ON m.id = d.message_id WHERE d.tenant = ? AND d.client_id = ? AND d.id > ?"
-            " ORDER BY d.id LIMIT ?",
+            " AND d.packet_id = 0 ORDER BY d.id LIMIT ?",
             (key[0], key[1], after_id, limit),
         )
         return [self._delivery(cache, row) for row in rows]

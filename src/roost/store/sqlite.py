@@ -44,7 +44,7 @@ _MESSAGE_COLUMNS = (
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, tenant, client_id, message_id, qos, retain,"
-    " subscription_identifiers, packet_id, released) VALUES (?,?,?,?,?,?,?,0,0)"
+    " subscription_identifiers, packet_id, released) VALUES (?,?,?,?,?,?,?,?,0)"
 )
 
 
@@ -84,6 +84,8 @@ class SqliteStore:
         # Message rows written during this loop turn, by object, so that one message queued
         # for many sessions is stored once. Rows nobody references are deleted by triggers.
         self._recent: dict[int, tuple[int, Message]] = {}
+        # Delivery INSERTs of the open batch: store id -> index in `_ops`.
+        self._pending_inserts: dict[int, int] = {}
         self._next_message_id = 1
         self._next_delivery_id = 1
 
@@ -309,6 +311,7 @@ class SqliteStore:
 
     def _take_batch(self) -> tuple[list[Op], int]:
         batch, self._ops = self._ops, []
+        self._pending_inserts.clear()
         return batch, self.write_seq
 
     def _start_commit(self) -> None:
@@ -362,6 +365,7 @@ class SqliteStore:
                 )
             self.failure = reason
             self._ops[:0] = batch
+            self._pending_inserts.clear()  # indices moved: later packet ids become UPDATEs
             loop = self._running_loop()
             if loop is not None:
                 self._commit_scheduled = True
@@ -497,13 +501,23 @@ class SqliteStore:
         delivery.store_id = self._next_delivery_id
         self._next_delivery_id += 1
         ids = ",".join(str(i) for i in delivery.subscription_identifiers)
+        self._pending_inserts[delivery.store_id] = len(self._ops)
         self._add(
             _INSERT_DELIVERY,
-            (delivery.store_id, key[0], key[1], row, delivery.qos, int(delivery.retain), ids),
+            (delivery.store_id, key[0], key[1], row, delivery.qos, int(delivery.retain), ids, 0),
         )
         return self.write_seq
 
     def delivery_sent(self, delivery: Delivery) -> None:
+        index = self._pending_inserts.get(delivery.store_id)
+        if index is not None:
+            # Still in the open batch (the usual case for an online subscriber): write the
+            # packet id with the INSERT rather than an UPDATE after it.
+            sql, params = self._ops[index]
+            self._ops[index] = (sql, (*params[:7], delivery.packet_id))
+            self.write_seq += 1
+            self.barrier_seq = self.write_seq
+            return
         self._add(
             "UPDATE deliveries SET packet_id = ? WHERE id = ?",
             (delivery.packet_id, delivery.store_id),

@@ -41,6 +41,8 @@ help:
 	@echo "make deps-system        apt-get install mosquitto-clients and mosquitto if missing"
 	@echo "make interop            Paho interoperability suite against a Roost started for it"
 	@echo "make interop-mosquitto  the same suite against Debian's mosquitto, for comparison"
+	@echo "make bench              Roost vs mosquitto (and amqtt) benchmark, ~13 min; table in docs/performance.md"
+	@echo "make bench-quick        the same, one short run per cell (~4 min)"
 	@echo "make clean              remove the venv, caches and build output (keeps ./data)"
 
 # --- Python environment -------------------------------------------------------------------

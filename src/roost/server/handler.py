@@ -12,7 +12,7 @@ from typing import Protocol
 from roost.auth.base import AuthOutcome, ClientInfo, EnhancedAuthenticator
 from roost.core.message import DEFAULT_TENANT, Delivery, Message
 from roost.core.session import Session
-from roost.dialects.base import Refusal
+from roost.dialects.base import Admission, ClientTopics, Refusal, topic_mapping
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
@@ -41,6 +41,18 @@ _SESSIONLESS_EVENTS = (
     ev.DisconnectReceived,
     ev.ProtocolFailed,
 )
+
+
+class _PendingAuth:
+    """What arrives while a connection's credentials are checked off the loop."""
+
+    __slots__ = ("events", "input")
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.input = bytearray()
+
+
 # Packets taken from one connection's input per event-loop turn.
 PACKETS_PER_TURN = 256
 # Queued deliveries that make a connection flush at once rather than at the end of the turn.
@@ -63,6 +75,7 @@ class ConnectionHandler:
 
     __slots__ = (
         "_auth_method",
+        "_authenticating",
         "_close_when_released",
         "_closed",
         "_connect",
@@ -85,6 +98,7 @@ class ConnectionHandler:
         "peer",
         "profile",
         "session",
+        "topics",
         "transport",
         "will",
         "will_delay",
@@ -117,6 +131,8 @@ class ConnectionHandler:
         )
         self.session: Session | None = None
         self.client: ClientInfo | None = None
+        # The dialect's topic mapping for this client (None: topics are taken as they are).
+        self.topics: ClientTopics | None = None
         self.will: Message | None = None
         self.will_delay = 0
         self._connect: Connect | None = None
@@ -126,6 +142,7 @@ class ConnectionHandler:
         self._auth_method: str | None = None
         self._paused = False
         self._flush_scheduled = False
+        self._authenticating: _PendingAuth | None = None
         self._input_paused = False
         self._closed = False
         # Output waiting for the store: (change seq it reveals, bytes), in order.
@@ -142,16 +159,27 @@ class ConnectionHandler:
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._authenticating is not None:
+            # Credentials are being checked off the loop: keep the bytes for afterwards.
+            self._authenticating.input += data
+            return
         self._begin()
+        events = self.conn.receive_data(data, self.loop.time(), PACKETS_PER_TURN)
+        self._run_events(events)
+
+    def _run_events(self, events: list[ev.Event]) -> None:
         conn = self.conn
         try:
-            events = conn.receive_data(data, self.loop.time(), PACKETS_PER_TURN)
-            for event in events:
+            for i, event in enumerate(events):
                 if self.session is None and not isinstance(event, _SESSIONLESS_EVENTS):
                     # Behind a refused CONNECT nothing is processed [MQTT-3.1.4-5].
                     continue
                 self._dispatch(event)
                 if self._closed:
+                    return
+                if self._authenticating is not None:
+                    self._authenticating.events = events[i + 1 :]
+                    self._write_out()
                     return
         except MQTTError as exc:
             conn.fail(exc.reason_code, str(exc))
@@ -320,12 +348,17 @@ class ConnectionHandler:
             self.conn.fail(ReasonCode.PROTOCOL_ERROR, "bad AUTH reason code")
             self._close_with_will()
 
-    def _authenticate_and_accept(self) -> None:
+    def _authenticate_and_accept(self, admission: Admission | Refusal | None = None) -> None:
         ctx = self.ctx
         connect, client = self._connect, self.client
         assert connect is not None and client is not None
         if self._enhanced is None:
-            admission = self.profile.dialect.authenticate(connect, client, ctx.registry)
+            if admission is None:
+                if ctx.registry is not None and connect.password is not None:
+                    # A password may need a slow KDF check: do it off the event loop.
+                    self._check_credentials_off_loop(connect, client)
+                    return
+                admission = self.profile.dialect.authenticate(connect, client, ctx.registry)
             if isinstance(admission, Refusal):
                 log.info("refused CONNECT from %s: %s", self.peer, admission.reason)
                 self.conn.refuse(admission.reason_code)
@@ -344,6 +377,9 @@ class ConnectionHandler:
                     return
                 if decision.tenant is not None:
                     client = self.client = replace(client, tenant=decision.tenant)
+        mapping = topic_mapping(self.profile.dialect)
+        if mapping is not None:
+            self.topics = mapping.client_topics(client)
         negotiated = self._negotiated
         assert negotiated is not None
         key = (client.tenant, client.client_id)
@@ -391,6 +427,39 @@ class ConnectionHandler:
         if present:
             self._resend_inflight()
         self.wake()
+
+    def _check_credentials_off_loop(self, connect: Connect, client: ClientInfo) -> None:
+        """Run the dialect's credential check in a worker thread (scrypt releases the GIL),
+        holding this connection's later packets until it is done."""
+        pending = self._authenticating = _PendingAuth()
+        pause = getattr(self.transport, "pause_reading", None)
+        if pause is not None:
+            pause()
+        future = self.loop.run_in_executor(
+            None, self.profile.dialect.authenticate, connect, client, self.ctx.registry
+        )
+
+        def done(f: asyncio.Future[Admission | Refusal]) -> None:
+            self._authenticating = None
+            if self._closed:
+                return
+            resume = getattr(self.transport, "resume_reading", None)
+            if resume is not None and not self.transport.is_closing():
+                resume()
+            self._begin()
+            try:
+                admission = f.result()
+            except Exception:
+                log.exception("credential check failed for %s", self.peer)
+                admission = Refusal(
+                    reason_code=ReasonCode.UNSPECIFIED_ERROR, reason="credential check failed"
+                )
+            self._authenticate_and_accept(admission)
+            self._run_events(pending.events)
+            if pending.input and not self._closed:
+                self.data_received(bytes(pending.input))
+
+        future.add_done_callback(done)
 
     def _set_will(self, connect: Connect, now: float) -> None:
         will = connect.will
@@ -464,6 +533,9 @@ class ConnectionHandler:
     def send_delivery(self, delivery: Delivery, now: float | None = None) -> None:
         message = delivery.message
         props = message.properties
+        topic = message.topic
+        if self.topics is not None:
+            topic = self.topics.outbound_topic(topic)
         if self.conn.version == ProtocolVersion.V5:
             expiry = message.remaining_expiry(self.ctx.clock() if now is None else now)
             if expiry is not None or delivery.subscription_identifiers:
@@ -473,7 +545,7 @@ class ConnectionHandler:
                     subscription_identifiers=delivery.subscription_identifiers,
                 )
         sent = self.conn.send_publish(
-            message.topic,
+            topic,
             message.payload,
             delivery.qos,
             delivery.retain,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from dataclasses import replace
@@ -21,6 +22,14 @@ def _install_uvloop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _tune_gc() -> None:
+    """Messages and packets are freed by reference counting; the cyclic collector only
+    costs time on the hot path. Run it less often, and never over the objects of start-up."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def _load(config_path: Path | None) -> Config:
@@ -67,6 +76,7 @@ def serve(
     from roost.server.server import RoostServer
 
     _install_uvloop()
+    _tune_gc()
     server = RoostServer(config)
     try:
         asyncio.run(server.serve_forever())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from roost.errors import StoreError
+from roost.store.schema import apply_migrations
 
 # Each entry upgrades the schema from version i to i + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -69,23 +69,4 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the registry to SCHEMA_VERSION; refuse one written by a newer Roost.
     Returns the version found before migrating (0 for a new file)."""
-    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if found > SCHEMA_VERSION:
-        raise StoreError(
-            f"the registry has schema version {found}, newer than this Roost understands "
-            f"({SCHEMA_VERSION}); refusing to start. Run a newer Roost."
-        )
-    if found == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise StoreError("the registry holds tables but no Roost schema version; refusing it")
-    for version in range(found, SCHEMA_VERSION):
-        conn.execute("BEGIN")
-        try:
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return found
+    return apply_migrations(conn, MIGRATIONS, "registry")

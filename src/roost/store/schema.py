@@ -112,25 +112,35 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to SCHEMA_VERSION; refuse one written by a newer Roost.
-    Returns the version found before migrating (0 for a new file)."""
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found > SCHEMA_VERSION:
+def apply_migrations(
+    conn: sqlite3.Connection, migrations: tuple[str, ...], what: str = "database"
+) -> int:
+    """Bring a database to version len(migrations), one transaction per step; refuse one
+    written by a newer Roost, or a SQLite file of another program. Returns the version
+    found before migrating (0 for a new file)."""
+    latest = len(migrations)
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > latest:
         raise StoreError(
-            f"the database has schema version {found}, newer than this Roost understands "
-            f"({SCHEMA_VERSION}); refusing to start rather than lose data. Run a newer Roost."
+            f"the {what} has schema version {found}, newer than this Roost understands "
+            f"({latest}); refusing to start rather than lose data. Run a newer Roost."
         )
     if found == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise StoreError("the database holds tables but no Roost schema version; refusing it")
-    for version in range(found, SCHEMA_VERSION):
+        raise StoreError(f"the {what} holds tables but no Roost schema version; refusing it")
+    for version in range(found, latest):
         conn.execute("BEGIN")
         try:
-            for statement in _statements(MIGRATIONS[version]):
+            for statement in _statements(migrations[version]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-    return int(found)
+    return found
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the store's database to SCHEMA_VERSION (see `apply_migrations`)."""
+    return apply_migrations(conn, MIGRATIONS, "database")

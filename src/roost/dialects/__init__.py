@@ -5,9 +5,10 @@ from __future__ import annotations
 from roost.dialects.base import Dialect
 from roost.dialects.cumulocity_connect import CumulocityConnectDialect
 from roost.dialects.generic import GenericDialect
+from roost.dialects.watson import WatsonDialect
 
 # The dialects a listener may name; the others of the seed documents are still to come.
-DIALECT_NAMES = ("generic", "cumulocity-connect")
+DIALECT_NAMES = ("generic", "cumulocity-connect", "watson")
 
 
 def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialect:
@@ -16,6 +17,8 @@ def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialec
         return GenericDialect(tenant, allow_anonymous)
     if name == "cumulocity-connect":
         return CumulocityConnectDialect()
+    if name == "watson":
+        return WatsonDialect()
     raise ValueError(f"unknown dialect {name!r}; known: {', '.join(DIALECT_NAMES)}")
 
 

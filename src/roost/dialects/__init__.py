@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from roost.dialects.base import Dialect
 from roost.dialects.cumulocity_connect import CumulocityConnectDialect
+from roost.dialects.cumulocity_smartrest import CumulocitySmartRestDialect
 from roost.dialects.generic import GenericDialect
-from roost.dialects.watson import WatsonDialect
 
 # The dialects a listener may name; the others of the seed documents are still to come.
-DIALECT_NAMES = ("generic", "cumulocity-connect", "watson")
+DIALECT_NAMES = ("generic", "cumulocity-connect", "cumulocity-smartrest")
 
 
 def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialect:
@@ -17,8 +17,8 @@ def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialec
         return GenericDialect(tenant, allow_anonymous)
     if name == "cumulocity-connect":
         return CumulocityConnectDialect()
-    if name == "watson":
-        return WatsonDialect()
+    if name == "cumulocity-smartrest":
+        return CumulocitySmartRestDialect()
     raise ValueError(f"unknown dialect {name!r}; known: {', '.join(DIALECT_NAMES)}")
 
 

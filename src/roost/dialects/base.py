@@ -37,7 +37,9 @@ How the dialects still to come map onto this interface:
   upstream topics (``s/us``, ``s/uc/<X-ID>``, ``s/ut/<X-ID>``, ``t|q|c/...`` modes, child
   ids as an extra level), ``check_subscribe`` only downstream ones (``s/ds``,
   ``s/dc/<X-ID>``, ``s/e``, ``s/dt``); payload transforms (CSV escaping) belong to the
-  streams layer, not here.
+  streams layer, not here. Done: ``roost.dialects.cumulocity_smartrest`` (a will is
+  dropped rather than refused; topics mapped per device; refusals reported on ``s/e``
+  through ``PublishErrors``).
 - ``alibaba``: username ``<deviceName>&<productKey>``, client id
   ``<clientId>|securemode=..,signmethod=..,timestamp=..|``, password an HMAC over the
   sorted parameters with the device secret (``authenticate`` computes it with the
@@ -54,17 +56,8 @@ How the dialects still to come map onto this interface:
   (``CredentialStore.check_token``); publish only ``iot-2/evt/<event>/fmt/<fmt>``,
   subscribe only ``iot-2/cmd/<command>/fmt/<fmt>`` (wildcards allowed in those slots)
   and ``iotdm-1/#`` for managed devices; payload at most 131072 bytes
-  (``limits.max_payload_size``, checked in ``check_publish``); QoS 2 and RETAIN refused
-  only on managed devices' ``iotdevice-1/...`` messages. Done: ``roost.dialects.watson``,
-  which also maps topics (below).
-
-Optional: a dialect whose clients name topics differently from how Roost routes them
-(Watson: a device's ``iot-2/evt/...`` is its application's ``iot-2/type/<t>/id/<i>/evt/...``)
-also implements ``TopicMapping``. Once a client is admitted the server asks it once for
-that client's ``ClientTopics`` (None: no mapping), and then maps each PUBLISH topic and
-SUBSCRIBE / UNSUBSCRIBE filter inbound (after the checks above, which see the client's own
-form) and each delivered topic outbound. A dialect without it costs the delivery path one
-attribute check.
+  (``limits.max_payload_size``); QoS 0 and 1; retained messages refused for managed
+  devices.
 """
 
 from __future__ import annotations
@@ -120,6 +113,9 @@ class Admission:
     device_id: str | None = None
     # True: the dialect verified credentials; False: the AuthChain decides.
     authenticated: bool = False
+    # What sessions and takeover are keyed on, when not the whole client id (SmartREST:
+    # the deviceIdentifier of `connectionType:deviceIdentifier:template`).
+    session_client_id: str | None = None
 
 
 class Dialect(Protocol):
@@ -152,29 +148,19 @@ class Dialect(Protocol):
         ...
 
 
-class ClientTopics(Protocol):
-    """One client's topic mapping: its own form <-> the form Roost routes (canonical)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishNotice:
+    """A message to the publisher of a refused PUBLISH, on `topic` (the client's own form)."""
 
-    def inbound_topic(self, topic: str) -> str:
-        """The canonical topic of a PUBLISH (and of the will) from this client."""
-        ...
-
-    def inbound_filter(self, topic_filter: str) -> str:
-        """The canonical filter of a SUBSCRIBE / UNSUBSCRIBE from this client."""
-        ...
-
-    def outbound_topic(self, topic: str) -> str:
-        """The topic a canonical message is delivered to this client on."""
-        ...
+    topic: str
+    payload: bytes
 
 
 @runtime_checkable
-class TopicMapping(Protocol):
-    """Implemented by a dialect that maps topics; the others need not say anything."""
+class PublishErrors(Protocol):
+    """Implemented by a dialect that tells a client about its refused PUBLISH packets
+    (SmartREST: an error line on `s/e`); the others need not say anything."""
 
-    def client_topics(self, client: ClientInfo) -> ClientTopics | None: ...
-
-
-def topic_mapping(dialect: Dialect) -> TopicMapping | None:
-    """The dialect's topic mapping, or None when it does not map topics."""
-    return dialect if isinstance(dialect, TopicMapping) else None
+    def publish_refused(
+        self, client: ClientInfo, topic: str, reason_code: int
+    ) -> PublishNotice | None: ...

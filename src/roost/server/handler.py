@@ -352,6 +352,8 @@ class ConnectionHandler:
         ctx = self.ctx
         connect, client = self._connect, self.client
         assert connect is not None and client is not None
+        # Sessions and takeover are keyed on the client id, or on what the dialect names.
+        session_client_id = client.client_id
         if self._enhanced is None:
             if admission is None:
                 if ctx.registry is not None and connect.password is not None:
@@ -369,6 +371,8 @@ class ConnectionHandler:
                 username=admission.username,
                 device_id=admission.device_id,
             )
+            if admission.session_client_id is not None:
+                session_client_id = admission.session_client_id
             if not admission.authenticated:
                 decision = ctx.auth.authenticate(connect, client)
                 if not decision.allowed:
@@ -382,7 +386,7 @@ class ConnectionHandler:
             self.topics = mapping.client_topics(client)
         negotiated = self._negotiated
         assert negotiated is not None
-        key = (client.tenant, client.client_id)
+        key = (client.tenant, session_client_id)
         old = ctx.connections.get(key)
         if old is not None:
             # Session takeover: the existing connection is closed [MQTT-3.1.4-3] with 0x8E.
@@ -390,7 +394,7 @@ class ConnectionHandler:
         now = ctx.clock()
         session, present = ctx.broker.open_session(
             client.tenant,
-            client.client_id,
+            session_client_id,
             connect.clean_start,
             negotiated.session_expiry_interval,
             now,

@@ -16,6 +16,7 @@ from roost.core.topics import (
     is_valid_topic_name,
     parse_shared,
 )
+from roost.dialects.base import PublishErrors
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
 from roost.protocol import events as ev
@@ -106,13 +107,9 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
                 correlation_data=props.correlation_data,
                 user_properties=props.user_properties,
             )
-        topic = packet.topic
-        if h.topics is not None:
-            # The dialect's checks saw the client's own form; Roost routes the canonical one.
-            topic = h.topics.inbound_topic(topic)
         message = Message(
             tenant=session.tenant,
-            topic=topic,
+            topic=packet.topic,
             payload=packet.payload,
             qos=packet.qos,
             # A dialect may accept the RETAIN flag and ignore it.
@@ -132,6 +129,28 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         if code < 0x80:
             session.add_awaiting_rel(packet.packet_id or 0)
         conn.send_pubrec(packet.packet_id or 0, code)
+    if refused is not None and isinstance(h.profile.dialect, PublishErrors):
+        _notify_refused(h, h.profile.dialect, packet.topic, refused)
+
+
+def _notify_refused(h: ConnectionHandler, dialect: PublishErrors, topic: str, code: int) -> None:
+    """The dialect's notice about a refused PUBLISH, published on the topic it names in the
+    client's own form (SmartREST: `s/e`, which the dialect's topic mapping makes the
+    publisher's own); at QoS 2, so each subscription gets it at the QoS it asked for."""
+    session = h.session
+    assert h.client is not None and session is not None
+    notice = dialect.publish_refused(h.client, topic, code)
+    if notice is None:
+        return
+    now = h.ctx.clock()
+    message = Message(
+        tenant=session.tenant,
+        topic=notice.topic if h.topics is None else h.topics.inbound_topic(notice.topic),
+        payload=notice.payload,
+        qos=2,
+        created_at=now,
+    )
+    h.ctx.broker.publish(message, now)
 
 
 def _ack_code(refused: int | None, matched: int, v5: bool) -> int:
@@ -233,20 +252,16 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
             return
     codes: list[int] = []
     added: list[tuple[SessionSubscription, bool]] = []
-    topics = h.topics
     for sub in packet.subscriptions:
         code = _subscription_code(h, sub)
         codes.append(code)
         if code >= 0x80:
             continue
-        topic_filter = sub.topic_filter
-        if topics is not None:
-            topic_filter = topics.inbound_filter(topic_filter)
         granted = (
             sub
-            if sub.qos == code and topic_filter == sub.topic_filter
+            if sub.qos == code
             else Subscription(
-                topic_filter=topic_filter,
+                topic_filter=sub.topic_filter,
                 qos=code,
                 no_local=sub.no_local,
                 retain_as_published=sub.retain_as_published,
@@ -254,7 +269,7 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
             )
         )
         entry = SessionSubscription(
-            topic_filter=topic_filter, options=granted, subscription_identifier=sub_id
+            topic_filter=sub.topic_filter, options=granted, subscription_identifier=sub_id
         )
         existed = h.ctx.broker.subscribe(session, entry)
         added.append((entry, existed))
@@ -278,12 +293,9 @@ def _may_receive(h: ConnectionHandler, topic: str) -> bool:
 def on_unsubscribe(h: ConnectionHandler, packet: Unsubscribe) -> None:
     session = h.session
     assert session is not None
-    topics = h.topics
     codes = tuple(
         ReasonCode.SUCCESS
-        if h.ctx.broker.unsubscribe(
-            session, topic_filter if topics is None else topics.inbound_filter(topic_filter)
-        )
+        if h.ctx.broker.unsubscribe(session, topic_filter)
         else ReasonCode.NO_SUBSCRIPTION_EXISTED
         for topic_filter in packet.topic_filters
     )

@@ -6,9 +6,10 @@ from roost.dialects.base import Dialect
 from roost.dialects.cumulocity_connect import CumulocityConnectDialect
 from roost.dialects.cumulocity_smartrest import CumulocitySmartRestDialect
 from roost.dialects.generic import GenericDialect
+from roost.dialects.watson import WatsonDialect
 
 # The dialects a listener may name; the others of the seed documents are still to come.
-DIALECT_NAMES = ("generic", "cumulocity-connect", "cumulocity-smartrest")
+DIALECT_NAMES = ("generic", "cumulocity-connect", "cumulocity-smartrest", "watson")
 
 
 def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialect:
@@ -19,6 +20,8 @@ def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialec
         return CumulocityConnectDialect()
     if name == "cumulocity-smartrest":
         return CumulocitySmartRestDialect()
+    if name == "watson":
+        return WatsonDialect()
     raise ValueError(f"unknown dialect {name!r}; known: {', '.join(DIALECT_NAMES)}")
 
 

@@ -56,8 +56,17 @@ How the dialects still to come map onto this interface:
   (``CredentialStore.check_token``); publish only ``iot-2/evt/<event>/fmt/<fmt>``,
   subscribe only ``iot-2/cmd/<command>/fmt/<fmt>`` (wildcards allowed in those slots)
   and ``iotdm-1/#`` for managed devices; payload at most 131072 bytes
-  (``limits.max_payload_size``); QoS 0 and 1; retained messages refused for managed
-  devices.
+  (``limits.max_payload_size``, checked in ``check_publish``); QoS 2 and RETAIN refused
+  only on managed devices' ``iotdevice-1/...`` messages. Done: ``roost.dialects.watson``,
+  which also maps topics (below).
+
+Optional: a dialect whose clients name topics differently from how Roost routes them
+(Watson: a device's ``iot-2/evt/...`` is its application's ``iot-2/type/<t>/id/<i>/evt/...``)
+also implements ``TopicMapping``. Once a client is admitted the server asks it once for
+that client's ``ClientTopics`` (None: no mapping), and then maps each PUBLISH topic and
+SUBSCRIBE / UNSUBSCRIBE filter inbound (after the checks above, which see the client's own
+form) and each delivered topic outbound. A dialect without it costs the delivery path one
+attribute check.
 """
 
 from __future__ import annotations
@@ -146,6 +155,34 @@ class Dialect(Protocol):
     ) -> int | None:
         """None to let the subscription through, else the SUBACK reason code."""
         ...
+
+
+class ClientTopics(Protocol):
+    """One client's topic mapping: its own form <-> the form Roost routes (canonical)."""
+
+    def inbound_topic(self, topic: str) -> str:
+        """The canonical topic of a PUBLISH (and of the will) from this client."""
+        ...
+
+    def inbound_filter(self, topic_filter: str) -> str:
+        """The canonical filter of a SUBSCRIBE / UNSUBSCRIBE from this client."""
+        ...
+
+    def outbound_topic(self, topic: str) -> str:
+        """The topic a canonical message is delivered to this client on."""
+        ...
+
+
+@runtime_checkable
+class TopicMapping(Protocol):
+    """Implemented by a dialect that maps topics; the others need not say anything."""
+
+    def client_topics(self, client: ClientInfo) -> ClientTopics | None: ...
+
+
+def topic_mapping(dialect: Dialect) -> TopicMapping | None:
+    """The dialect's topic mapping, or None when it does not map topics."""
+    return dialect if isinstance(dialect, TopicMapping) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

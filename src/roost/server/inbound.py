@@ -107,9 +107,13 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
                 correlation_data=props.correlation_data,
                 user_properties=props.user_properties,
             )
+        topic = packet.topic
+        if h.topics is not None:
+            # The dialect's checks saw the client's own form; Roost routes the canonical one.
+            topic = h.topics.inbound_topic(topic)
         message = Message(
             tenant=session.tenant,
-            topic=packet.topic,
+            topic=topic,
             payload=packet.payload,
             qos=packet.qos,
             # A dialect may accept the RETAIN flag and ignore it.
@@ -252,16 +256,20 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
             return
     codes: list[int] = []
     added: list[tuple[SessionSubscription, bool]] = []
+    topics = h.topics
     for sub in packet.subscriptions:
         code = _subscription_code(h, sub)
         codes.append(code)
         if code >= 0x80:
             continue
+        topic_filter = sub.topic_filter
+        if topics is not None:
+            topic_filter = topics.inbound_filter(topic_filter)
         granted = (
             sub
-            if sub.qos == code
+            if sub.qos == code and topic_filter == sub.topic_filter
             else Subscription(
-                topic_filter=sub.topic_filter,
+                topic_filter=topic_filter,
                 qos=code,
                 no_local=sub.no_local,
                 retain_as_published=sub.retain_as_published,
@@ -269,7 +277,7 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
             )
         )
         entry = SessionSubscription(
-            topic_filter=sub.topic_filter, options=granted, subscription_identifier=sub_id
+            topic_filter=topic_filter, options=granted, subscription_identifier=sub_id
         )
         existed = h.ctx.broker.subscribe(session, entry)
         added.append((entry, existed))
@@ -293,9 +301,12 @@ def _may_receive(h: ConnectionHandler, topic: str) -> bool:
 def on_unsubscribe(h: ConnectionHandler, packet: Unsubscribe) -> None:
     session = h.session
     assert session is not None
+    topics = h.topics
     codes = tuple(
         ReasonCode.SUCCESS
-        if h.ctx.broker.unsubscribe(session, topic_filter)
+        if h.ctx.broker.unsubscribe(
+            session, topic_filter if topics is None else topics.inbound_filter(topic_filter)
+        )
         else ReasonCode.NO_SUBSCRIPTION_EXISTED
         for topic_filter in packet.topic_filters
     )

@@ -71,3 +71,21 @@ def clients() -> Iterator[Callable[..., Client]]:
     yield make
     for client in made:
         client.close()
+
+
+def login(
+    clients: Callable[..., Client],
+    handle: BrokerHandle,
+    client_id: str,
+    version: int,
+    user: str,
+    password: str,
+    *,
+    connect: bool = False,
+    **kwargs: bool,
+) -> Client:
+    """A paho client with a username and password (connected if `connect`)."""
+    c = clients(handle, client_id, username=user, password=password, version=version, **kwargs)
+    if connect:
+        c.connect()
+    return c

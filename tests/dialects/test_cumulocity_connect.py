@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import BrokerHandle
-from tests.dialects.support import at, dialect_listener, platform, registry_of
+from tests.dialects.support import at, dialect_listener, login, platform, registry_of
 from tests.integration.helpers import V5, V311, Client, connect_props
 
 Clients = Callable[..., Client]
@@ -41,15 +41,13 @@ def device(
     user: str = "t1/dev1",
     **kwargs: bool,
 ) -> Client:
-    return clients(handle, client_id, username=user, password=PASSWORD, version=version, **kwargs)
+    return login(clients, handle, client_id, version, user, PASSWORD, **kwargs)
 
 
 def connected(
     clients: Clients, handle: BrokerHandle, client_id: str, version: int, user: str = "t1/dev1"
 ) -> Client:
-    c = device(clients, handle, client_id, version, user)
-    c.connect()
-    return c
+    return login(clients, handle, client_id, version, user, PASSWORD, connect=True)
 
 
 def _string(value: bytes) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import BrokerHandle
-from tests.dialects.support import at, dialect_listener, platform, registry_of
+from tests.dialects.support import at, dialect_listener, login, platform, registry_of
 from tests.integration.helpers import V5, V311, Client, connect_props, wait_until
 
 Clients = Callable[..., Client]
@@ -45,15 +45,13 @@ def device(
     user: str = "t1/dev42",
     **kwargs: bool,
 ) -> Client:
-    return clients(handle, client_id, username=user, password=PASSWORD, version=version, **kwargs)
+    return login(clients, handle, client_id, version, user, PASSWORD, **kwargs)
 
 
 def connected(
     clients: Clients, handle: BrokerHandle, client_id: str, version: int, user: str = "t1/dev42"
 ) -> Client:
-    c = device(clients, handle, client_id, version, user)
-    c.connect()
-    return c
+    return login(clients, handle, client_id, version, user, PASSWORD, connect=True)
 
 
 def app(clients: Clients, handle: BrokerHandle, name: str, version: int) -> Client:

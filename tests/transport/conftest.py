@@ -18,6 +18,7 @@ from roost.config import ListenerConfig
 from tests.conftest import BrokerHandle, start_broker
 from tests.integration.helpers import V5, Client
 from tests.transport.certs import Certificates, Device
+from tests.transport.recorder import Recorder
 
 # Listener name -> (paho transport, TLS, client certificate sent by default).
 KINDS = {
@@ -54,6 +55,11 @@ def listeners_for(certs: Certificates, **overrides: Any) -> tuple[ListenerConfig
         make("wss", "wss", **tls),
         make("wss-mtls", "wss", **mtls),
     )
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
 
 
 @pytest.fixture(scope="session")

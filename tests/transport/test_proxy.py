@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from roost.auth.base import AuthChain, ClientInfo, Decision
+from roost.auth.base import AuthChain
 from roost.config import ListenerConfig
-from roost.mqtt.packets import Connack, Connect
+from roost.mqtt.packets import Connack
 from roost.transport.proxy import (
     V2_SIGNATURE,
     ProxyHeaderError,
@@ -24,6 +24,7 @@ from roost.transport.proxy import (
 from tests.conftest import BrokerHandle, start_broker
 from tests.transport.certs import Certificates
 from tests.transport.conftest import client_context
+from tests.transport.recorder import Recorder
 from tests.transport.test_websocket import connect_bytes
 from tests.transport.wsclient import WSClient
 
@@ -129,20 +130,6 @@ def test_not_a_proxy_header(data: bytes) -> None:
 
 
 # -- listeners ------------------------------------------------------------------------------
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.seen: list[ClientInfo] = []
-
-    def authenticate(self, connect: Connect, client: ClientInfo) -> Decision | None:
-        self.seen.append(client)
-        return None
-
-
-@pytest.fixture(scope="module")
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trustme
 
-from roost.auth.base import AuthChain, ClientInfo, Decision
+from roost.auth.base import AuthChain
 from roost.config import ListenerConfig
 from roost.mqtt.codec import decode, encode, read_frame
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
@@ -21,24 +21,9 @@ from tests.conftest import BrokerHandle, start_broker
 from tests.integration.helpers import V5, V311
 from tests.transport.certs import Certificates, Device
 from tests.transport.conftest import TransportClient, client_context, listeners_for, tls_socket
+from tests.transport.recorder import Recorder
 
 MAX = 268_435_460
-
-
-class Recorder:
-    """An authenticator that remembers every ClientInfo it sees, and allows all."""
-
-    def __init__(self) -> None:
-        self.seen: list[ClientInfo] = []
-
-    def authenticate(self, connect: Connect, client: ClientInfo) -> Decision | None:
-        self.seen.append(client)
-        return None
-
-
-@pytest.fixture(scope="module")
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture(scope="module")

@@ -101,19 +101,25 @@ def start_broker(
     return BrokerHandle("127.0.0.1", server.ports["default"], server, loop, thread)
 
 
-@pytest.fixture
-def broker_factory() -> Iterator[Callable[..., BrokerHandle]]:
-    """Start brokers with config overrides: `broker_factory(max_keep_alive=60)`."""
+def managed_brokers(**defaults: Any) -> Iterator[Callable[..., BrokerHandle]]:
+    """A broker factory for a fixture to yield from: `start_broker` with `defaults` under
+    the call's own settings; every broker it started is stopped afterwards."""
     started: list[BrokerHandle] = []
 
     def factory(auth: AuthChain | None = None, **kwargs: Any) -> BrokerHandle:
-        handle = start_broker(auth, **kwargs)
+        handle = start_broker(auth, **{**defaults, **kwargs})
         started.append(handle)
         return handle
 
     yield factory
     for handle in started:
         handle.stop()
+
+
+@pytest.fixture
+def broker_factory() -> Iterator[Callable[..., BrokerHandle]]:
+    """Start brokers with config overrides: `broker_factory(max_keep_alive=60)`."""
+    yield from managed_brokers()
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from roost.auth.base import AuthChain
-from tests.conftest import BrokerHandle, start_broker
+from tests.conftest import BrokerHandle, managed_brokers
 from tests.integration.helpers import Client
 from tests.integration.test_qos import *  # noqa: F403
 from tests.integration.test_retained import *  # noqa: F403
@@ -35,17 +34,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def broker_factory(certs: Certificates) -> Iterator[Callable[..., BrokerHandle]]:
-    started: list[BrokerHandle] = []
-
-    def factory(auth: AuthChain | None = None, **kwargs: Any) -> BrokerHandle:
-        kwargs.setdefault("listeners", listeners_for(certs))
-        handle = start_broker(auth, **kwargs)
-        started.append(handle)
-        return handle
-
-    yield factory
-    for handle in started:
-        handle.stop()
+    yield from managed_brokers(listeners=listeners_for(certs))
 
 
 @pytest.fixture

@@ -9,30 +9,15 @@ from __future__ import annotations
 
 import struct
 
+from roost.mqtt.wire import encode_string as utf8
+from roost.mqtt.wire import encode_varint as varint
+
 PUBLISH = 0x3
 PUBACK = 0x4
 CONNACK = 0x2
 SUBACK = 0x9
 
 _U64 = struct.Struct(">QQ")
-
-
-def varint(n: int) -> bytes:
-    """MQTT Remaining Length encoding."""
-    out = bytearray()
-    while True:
-        byte = n % 128
-        n //= 128
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def utf8(s: str) -> bytes:
-    raw = s.encode()
-    return len(raw).to_bytes(2, "big") + raw
 
 
 def connect(client_id: str, keep_alive: int = 600, clean: bool = True) -> bytes:

@@ -9,23 +9,19 @@ from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
-from roost.auth.base import AuthOutcome, ClientInfo, EnhancedAuthenticator
-from roost.core.message import DEFAULT_TENANT, Delivery, Message
+from roost.auth.base import ClientInfo, EnhancedAuthenticator
+from roost.core.message import Delivery, Message
 from roost.core.session import Session
-from roost.dialects.base import Admission, ClientTopics, Refusal, topic_mapping
+from roost.dialects.base import ClientTopics
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
-from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
+from roost.mqtt.packets import Connect, Properties
 from roost.protocol import events as ev
 from roost.protocol.connection import ServerConnection, State
-from roost.server import inbound
+from roost.server import admission, inbound
+from roost.server.admission import PendingAuth
 from roost.server.connect import (
-    ConnectRefused,
     Negotiated,
-    check_connect_limits,
-    connack_properties,
-    match_certificate_identity,
-    negotiate,
 )
 from roost.server.context import ServerContext
 
@@ -41,16 +37,6 @@ _SESSIONLESS_EVENTS = (
     ev.DisconnectReceived,
     ev.ProtocolFailed,
 )
-
-
-class _PendingAuth:
-    """What arrives while a connection's credentials are checked off the loop."""
-
-    __slots__ = ("events", "input")
-
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-        self.input = bytearray()
 
 
 # Packets taken from one connection's input per event-loop turn.
@@ -142,7 +128,7 @@ class ConnectionHandler:
         self._auth_method: str | None = None
         self._paused = False
         self._flush_scheduled = False
-        self._authenticating: _PendingAuth | None = None
+        self._authenticating: PendingAuth | None = None
         self._input_paused = False
         self._closed = False
         # Output waiting for the store: (change seq it reveals, bytes), in order.
@@ -242,9 +228,9 @@ class ConnectionHandler:
         elif isinstance(event, ev.UnsubscribeReceived):
             inbound.on_unsubscribe(self, event.packet)
         elif isinstance(event, ev.ConnectReceived):
-            self._on_connect(event.packet)
+            admission.on_connect(self, event.packet)
         elif isinstance(event, ev.AuthReceived):
-            self._on_auth(event.packet.reason_code, event.packet.properties)
+            admission.on_auth(self, event.packet.reason_code, event.packet.properties)
         elif isinstance(event, ev.DisconnectReceived):
             self._on_disconnect(event.packet.reason_code, event.packet.properties)
         elif isinstance(event, ev.ProtocolFailed):
@@ -256,244 +242,6 @@ class ConnectionHandler:
         return self.client.client_id if self.client else "-"
 
     # -- CONNECT and AUTH ----------------------------------------------------------------
-
-    def _on_connect(self, connect: Connect) -> None:
-        profile = self.profile
-        m = profile.mqtt
-        ruling = profile.dialect.check_connect(connect)
-        if isinstance(ruling, Refusal):
-            log.info("refused CONNECT from %s: %s", self.peer, ruling.reason)
-            self.conn.refuse(ruling.reason_code)
-            return
-        connect = ruling
-        try:
-            negotiated = negotiate(connect, m)
-        except ConnectRefused as exc:
-            log.info("refused CONNECT from %s: %s", self.peer, exc)
-            self.conn.refuse(exc.reason_code)
-            return
-        refused = check_connect_limits(connect, m.max_user_properties)
-        if refused is None and self.identity_must_match:
-            negotiated, refused = match_certificate_identity(negotiated, self.certificate_identity)
-        if refused is not None:
-            log.info("refused CONNECT from %s: 0x%02X", self.peer, refused)
-            self.conn.refuse(refused)
-            return
-        self._connect = replace(connect, client_id=negotiated.client_id)
-        self._negotiated = negotiated
-        self.client = ClientInfo(
-            tenant=profile.tenant,
-            client_id=negotiated.client_id,
-            username=connect.username,
-            protocol_version=connect.protocol_version,
-            listener=self.listener,
-            peer=self.peer,
-            certificate_identity=self.certificate_identity,
-        )
-        method = connect.properties.authentication_method
-        if method is not None:
-            self._auth_method = method
-            self._enhanced = self.ctx.auth.enhanced_for(method)
-            if self._enhanced is None:
-                # [MQTT-4.12.0-1]: unsupported Authentication Method -> CONNACK 0x8C.
-                self.conn.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
-                return
-            self._auth_step(
-                self._enhanced.start(self.client, connect.properties.authentication_data)
-            )
-            return
-        self._authenticate_and_accept()
-
-    def _auth_step(self, step: object) -> None:
-        from roost.auth.base import AuthStep
-
-        assert isinstance(step, AuthStep)
-        if step.outcome is AuthOutcome.CONTINUE:
-            self.conn.send_auth(
-                ReasonCode.CONTINUE_AUTHENTICATION,
-                Properties(authentication_method=self._auth_method, authentication_data=step.data),
-            )
-        elif step.outcome is AuthOutcome.SUCCESS:
-            if self.conn.state is State.CONNECTED:
-                self.conn.send_auth(
-                    ReasonCode.SUCCESS,
-                    Properties(
-                        authentication_method=self._auth_method, authentication_data=step.data
-                    ),
-                )
-            else:
-                self._success_auth_data = step.data
-                self._authenticate_and_accept()
-        else:
-            if self.conn.state is State.CONNECTED:
-                self.conn.disconnect(step.reason_code, "re-authentication failed")
-            else:
-                self.conn.refuse(step.reason_code)
-
-    def _on_auth(self, reason_code: int, properties: Properties) -> None:
-        if (
-            self._enhanced is None
-            or self.client is None
-            or properties.authentication_method != self._auth_method
-        ):
-            # AUTH without a method in use, or a different method [MQTT-4.12.0-5]
-            self.conn.fail(ReasonCode.PROTOCOL_ERROR, "unexpected AUTH")
-            self._close_with_will()
-            return
-        if reason_code == ReasonCode.RE_AUTHENTICATE and self.conn.state is State.CONNECTED:
-            self._auth_step(self._enhanced.start(self.client, properties.authentication_data))
-        elif reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
-            self._auth_step(self._enhanced.step(self.client, properties.authentication_data))
-        else:
-            self.conn.fail(ReasonCode.PROTOCOL_ERROR, "bad AUTH reason code")
-            self._close_with_will()
-
-    def _authenticate_and_accept(self, admission: Admission | Refusal | None = None) -> None:
-        ctx = self.ctx
-        connect, client = self._connect, self.client
-        assert connect is not None and client is not None
-        # Sessions and takeover are keyed on the client id, or on what the dialect names.
-        session_client_id = client.client_id
-        if self._enhanced is None:
-            if admission is None:
-                if ctx.registry is not None and connect.password is not None:
-                    # A password may need a slow KDF check: do it off the event loop.
-                    self._check_credentials_off_loop(connect, client)
-                    return
-                admission = self.profile.dialect.authenticate(connect, client, ctx.registry)
-            if isinstance(admission, Refusal):
-                log.info("refused CONNECT from %s: %s", self.peer, admission.reason)
-                self.conn.refuse(admission.reason_code)
-                return
-            client = self.client = replace(
-                client,
-                tenant=admission.tenant,
-                username=admission.username,
-                device_id=admission.device_id,
-            )
-            if admission.session_client_id is not None:
-                session_client_id = admission.session_client_id
-            if not admission.authenticated:
-                decision = ctx.auth.authenticate(connect, client)
-                if not decision.allowed:
-                    code = decision.reason_code or ReasonCode.NOT_AUTHORIZED
-                    self.conn.refuse(code)
-                    return
-                if decision.tenant is not None:
-                    client = self.client = replace(client, tenant=decision.tenant)
-        mapping = topic_mapping(self.profile.dialect)
-        if mapping is not None:
-            self.topics = mapping.client_topics(client)
-        negotiated = self._negotiated
-        assert negotiated is not None
-        key = (client.tenant, session_client_id)
-        old = ctx.connections.get(key)
-        if old is not None:
-            # Session takeover: the existing connection is closed [MQTT-3.1.4-3] with 0x8E.
-            old.take_over()
-        now = ctx.clock()
-        session, present = ctx.broker.open_session(
-            client.tenant,
-            session_client_id,
-            connect.clean_start,
-            negotiated.session_expiry_interval,
-            now,
-        )
-        self.session = session
-        ctx.connections[key] = self
-        session.wake = self.wake
-        self._set_will(connect, now)
-        self.conn.keep_alive = negotiated.keep_alive
-        self.conn.session_expiry_interval = negotiated.session_expiry_interval
-        props = NO_PROPERTIES
-        if connect.protocol_version == ProtocolVersion.V5:
-            m = self.profile.mqtt
-            response_info = None
-            if connect.properties.request_response_information == 1 and m.response_topic_prefix:
-                response_info = m.response_topic_prefix + client.client_id
-            props = connack_properties(connect, negotiated, m, m.max_packet_size, response_info)
-            if self._enhanced is not None:
-                props = replace(
-                    props,
-                    authentication_method=self._auth_method,
-                    authentication_data=self._success_auth_data,
-                )
-        # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
-        self.conn.accept(
-            Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
-        )
-        self._connect = self._negotiated = None  # not needed any more
-        self._cancel_timer()
-        self._arm_keep_alive()
-        log.debug(
-            "client %s connected from %s (session present %s)", client.client_id, self.peer, present
-        )
-        if present:
-            self._resend_inflight()
-        self.wake()
-
-    def _check_credentials_off_loop(self, connect: Connect, client: ClientInfo) -> None:
-        """Run the dialect's credential check in a worker thread (scrypt releases the GIL),
-        holding this connection's later packets until it is done."""
-        pending = self._authenticating = _PendingAuth()
-        pause = getattr(self.transport, "pause_reading", None)
-        if pause is not None:
-            pause()
-        future = self.loop.run_in_executor(
-            None, self.profile.dialect.authenticate, connect, client, self.ctx.registry
-        )
-
-        def done(f: asyncio.Future[Admission | Refusal]) -> None:
-            self._authenticating = None
-            if self._closed:
-                return
-            resume = getattr(self.transport, "resume_reading", None)
-            if resume is not None and not self.transport.is_closing():
-                resume()
-            self._begin()
-            try:
-                admission = f.result()
-            except Exception:
-                log.exception("credential check failed for %s", self.peer)
-                admission = Refusal(
-                    reason_code=ReasonCode.UNSPECIFIED_ERROR, reason="credential check failed"
-                )
-            self._authenticate_and_accept(admission)
-            self._run_events(pending.events)
-            if pending.input and not self._closed:
-                self.data_received(bytes(pending.input))
-
-        future.add_done_callback(done)
-
-    def _set_will(self, connect: Connect, now: float) -> None:
-        will = connect.will
-        if will is None:
-            return
-        expiry = will.properties.message_expiry_interval
-        self.will = Message(
-            tenant=self.session.tenant if self.session else DEFAULT_TENANT,
-            topic=will.topic,
-            payload=will.payload,
-            qos=will.qos,
-            retain=will.retain,
-            properties=replace(
-                will.properties, will_delay_interval=None, message_expiry_interval=None
-            ),
-            expires_at=None if expiry is None else now + expiry,
-            publisher=connect.client_id,
-            created_at=now,
-        )
-        self.will_delay = will.properties.will_delay_interval or 0
-
-    def _resend_inflight(self) -> None:
-        """Resend unacknowledged PUBLISH (DUP=1) and PUBREL on resume [MQTT-4.4.0-1]."""
-        session = self.session
-        assert session is not None
-        for delivery in session.resend_list():
-            if delivery.released:
-                self.conn.send_pubrel(delivery.packet_id)
-            else:
-                self.send_delivery(delivery)
 
     # -- DISCONNECT ------------------------------------------------------------------------
 

@@ -35,5 +35,7 @@ async def stats(server: ServerDep, who: CallerDep) -> dict[str, Any]:
         "connected": sum(1 for s in sessions if s.connected),
         "subscriptions": sum(len(s.subscriptions) for s in sessions),
         "queued": sum(s.message_count() for s in sessions),
-        "retained": 0 if retained is None else len(retained),
+        "retained": 0
+        if retained is None
+        else sum(1 for topic, _ in retained.items() if not topic.startswith("$")),
     }

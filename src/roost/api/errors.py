@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _CODES = {
@@ -21,6 +22,36 @@ _CODES = {
     429: "too_many_requests",
     503: "unavailable",
     504: "timeout",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """The body of every 4xx / 5xx answer."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    400: "a value the broker refuses",
+    401: "no key, or an invalid or revoked one",
+    403: "the key may not act on this tenant or operation",
+    404: "no such resource",
+    409: "the resource exists",
+    413: "request body too large",
+    422: "the request does not fit the schema",
+    503: "the service is not available in this broker",
+}
+
+# The `responses` of every router: the error answers, documented in the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": meaning}
+    for status, meaning in _ERROR_MEANINGS.items()
 }
 
 

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
 from roost.api.auth import TenantDep, roost
-from roost.api.errors import ApiError
+from roost.api.errors import ERROR_RESPONSES, ApiError
 from roost.core.message import Message
 from roost.core.session import Session
 from roost.core.topics import is_dollar_topic, is_valid_topic_filter, is_valid_topic_name
 from roost.mqtt.packets import Properties
 from roost.server.server import RoostServer
 
-router = APIRouter(tags=["broker"])
+router = APIRouter(tags=["broker"], responses=ERROR_RESPONSES)
 
 ServerDep = Annotated[RoostServer, Depends(roost)]
 MAX_LIST = 1000

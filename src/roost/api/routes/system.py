@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends
 
 from roost import __version__
 from roost.api.auth import CallerDep, roost
+from roost.api.errors import ERROR_RESPONSES
 from roost.server.server import RoostServer
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], responses=ERROR_RESPONSES)
 
 ServerDep = Annotated[RoostServer, Depends(roost)]
 

@@ -17,8 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from roost.config import ApiConfig, RegistryConfig  # noqa: E402
 from tests.conftest import start_broker  # noqa: E402
+
+from roost.config import ApiConfig, RegistryConfig  # noqa: E402
 
 KEY = "api-fuzz-operator-key"
 

@@ -58,10 +58,12 @@ def test_secret_never_in_a_credential_and_one_per_device(registry):
 
 def test_persisted_in_a_file_only_its_owner_reads(tmp_path, registry):
     _, secret = registry.add_device_secret("pk", "dev")
+    files = [p for p in tmp_path.iterdir() if p.name.startswith(REGISTRY_FILE)]
+    # The database and, while it is open, its write-ahead log (where the secret lands first).
+    assert {p.name for p in files} >= {REGISTRY_FILE, REGISTRY_FILE + "-wal"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     registry.close()
-    for path in tmp_path.iterdir():
-        if path.name.startswith(REGISTRY_FILE):
-            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     again = Registry(tmp_path / REGISTRY_FILE, TEST_SCRYPT_N)
     assert again.has_device_secret("pk", "dev")
     assert again.check_hmac("pk", "dev", b"c", "sha1", mac(secret, b"c")) is not None

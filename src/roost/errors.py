@@ -50,3 +50,19 @@ class UnsupportedProtocolVersion(MQTTError):
 
 class StoreError(RoostError):
     """The store failed; what was asked of it did not happen."""
+
+
+class RrpcError(RoostError):
+    """A revert-RPC call (roost.server.rrpc) ended without the device's response."""
+
+
+class DeviceOffline(RrpcError):
+    """The device has no connection to send the request on."""
+
+
+class RrpcTimeout(RrpcError):
+    """The device did not respond within the call's timeout."""
+
+
+class TooManyCalls(RrpcError):
+    """The limit on outstanding calls is reached; nothing was sent."""

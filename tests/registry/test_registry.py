@@ -12,6 +12,7 @@ from roost.errors import StoreError
 from roost.registry import Registry
 from roost.registry.kdf import hash_secret, verify_secret
 from roost.registry.registry import REGISTRY_FILE
+from roost.registry.schema import SCHEMA_VERSION
 from tests.dialects.support import TEST_SCRYPT_N, at, dialect_listener, platform
 from tests.dialects.support import registry_of as registry_of_handle
 from tests.integration.helpers import V5, V311
@@ -64,7 +65,7 @@ def test_persistence_across_restart(tmp_path):
     assert again.check_api_key("other", key.encode()) is None
     again.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 1
+    assert version == SCHEMA_VERSION
 
 
 def test_newer_schema_refused(tmp_path):

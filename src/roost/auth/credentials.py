@@ -30,6 +30,18 @@ class CredentialStore(Protocol):
         """The device if `token` is one of its (unrevoked) tokens and it is enabled."""
         ...
 
+    def check_hmac(
+        self, tenant: str, device_id: str, content: bytes, digest: str, mac: bytes
+    ) -> Principal | None:
+        """The device if `mac` is the HMAC (hashlib `digest`: md5, sha1, sha256) of
+        `content` keyed by its device secret, and it is enabled. The secret never leaves
+        the registry."""
+        ...
+
+    def has_device_secret(self, tenant: str, device_id: str) -> bool:
+        """Whether the device exists, is enabled (and its tenant) and has a device secret."""
+        ...
+
     def check_certificate(self, tenant: str, identity: str) -> Principal | None:
         """The device registered with this certificate fingerprint or subject."""
         ...

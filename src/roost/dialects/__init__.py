@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from roost.dialects.alibaba import AlibabaDialect
 from roost.dialects.base import Dialect
 from roost.dialects.cumulocity_connect import CumulocityConnectDialect
 from roost.dialects.cumulocity_smartrest import CumulocitySmartRestDialect
@@ -9,7 +10,7 @@ from roost.dialects.generic import GenericDialect
 from roost.dialects.watson import WatsonDialect
 
 # The dialects a listener may name; the others of the seed documents are still to come.
-DIALECT_NAMES = ("generic", "cumulocity-connect", "cumulocity-smartrest", "watson")
+DIALECT_NAMES = ("generic", "cumulocity-connect", "cumulocity-smartrest", "watson", "alibaba")
 
 
 def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialect:
@@ -22,6 +23,8 @@ def make_dialect(name: str, tenant: str, allow_anonymous: bool = True) -> Dialec
         return CumulocitySmartRestDialect()
     if name == "watson":
         return WatsonDialect()
+    if name == "alibaba":
+        return AlibabaDialect()
     raise ValueError(f"unknown dialect {name!r}; known: {', '.join(DIALECT_NAMES)}")
 
 

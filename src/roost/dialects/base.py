@@ -49,7 +49,10 @@ How the dialects still to come map onto this interface:
   QoS is delivered); topics ``/<productKey>/<deviceName>/user/...`` and
   ``/sys/<productKey>/<deviceName>/...`` checked in ``check_publish`` /
   ``check_subscribe`` against the device's own key and name; ``$share`` names of
-  letters, digits and ``_``; at most 20 user properties.
+  letters, digits and ``_``; at most 20 user properties. Done: ``roost.dialects.alibaba``
+  (will and retain allowed for 5.0 only, so checked per version in the dialect rather than
+  in ``limits``; ``limits.subscription_qos`` False; property and share-name rules through
+  ``PacketRules``; sessions keyed on the device name; RRPC in ``roost.server.rrpc``).
 - ``watson``: client id ``d:<org>:<type>:<id>`` (type and id up to 36 of
   ``[A-Za-z0-9_.-]``), tenant = org id (``quickstart`` anonymous, QoS 0 only, no
   subscriptions); username ``use-token-auth``, password the device token
@@ -77,7 +80,7 @@ from typing import Protocol, runtime_checkable
 
 from roost.auth.base import ClientInfo
 from roost.auth.credentials import CredentialStore
-from roost.mqtt.packets import Connect
+from roost.mqtt.packets import Connect, Properties
 
 
 class RetainPolicy(Enum):
@@ -103,6 +106,9 @@ class DialectLimits:
     shared_subscriptions: bool = True
     persistent_sessions: bool = True
     will: bool = True
+    # False: the QoS a subscription asks for is not honoured; every accepted subscription
+    # is granted `maximum_qos`, so a message is delivered at the QoS its sender chose.
+    subscription_qos: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,3 +207,18 @@ class PublishErrors(Protocol):
     def publish_refused(
         self, client: ClientInfo, topic: str, reason_code: int
     ) -> PublishNotice | None: ...
+
+
+@runtime_checkable
+class PacketRules(Protocol):
+    """Implemented by a dialect with rules on MQTT 5 properties and on `$share` names
+    (Alibaba); the others need not say anything. Asked after `check_publish` and before
+    `check_subscribe`; None lets the packet through, a reason code refuses it."""
+
+    def check_publish_properties(self, client: ClientInfo, properties: Properties) -> int | None:
+        """The PUBLISH's properties (user properties, response topic, correlation data)."""
+        ...
+
+    def check_share_name(self, client: ClientInfo, share_name: str) -> int | None:
+        """The ShareName of a `$share/<ShareName>/<filter>` subscription."""
+        ...

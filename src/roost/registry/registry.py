@@ -3,6 +3,7 @@ from memory. Loaded at start, written through on change; revocations are announc
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -50,7 +51,7 @@ class Credential:
     id: int
     tenant: str
     device_id: str
-    kind: str  # password | token | certificate
+    kind: str  # password | token | certificate | secret
     # The username of a password, the fingerprint or subject of a certificate.
     name: str | None = None
     secret: SecretHash | None = None
@@ -85,17 +86,23 @@ class _Snapshot:
     passwords: dict[tuple[str, str], int] = field(default_factory=dict)
     certificates: dict[tuple[str, str], int] = field(default_factory=dict)
     tokens: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    device_secrets: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The device secrets themselves, by credential id (never in a `Credential`).
+    secrets: dict[int, bytes] = field(default_factory=dict)
 
     def index(self) -> None:
         self.passwords.clear()
         self.certificates.clear()
         self.tokens.clear()
+        self.device_secrets.clear()
         for cred in self.credentials.values():
             key = (cred.tenant, cred.name or "")
             if cred.kind == "password":
                 self.passwords[key] = cred.id
             elif cred.kind == "certificate":
                 self.certificates[key] = cred.id
+            elif cred.kind == "secret":
+                self.device_secrets[(cred.tenant, cred.device_id)] = cred.id
             else:
                 self.tokens.setdefault((cred.tenant, cred.device_id), []).append(cred.id)
 
@@ -170,6 +177,9 @@ class Registry:
         ):
             id_, tenant, device_id, kind, name, scheme, salt, secret = row
             stored = None if scheme is None else SecretHash(scheme, salt, secret)
+            if kind == "secret":
+                snap.secrets[id_] = bytes(secret)
+                stored = None
             snap.credentials[id_] = Credential(
                 id=id_, tenant=tenant, device_id=device_id, kind=kind, name=name, secret=stored
             )
@@ -336,6 +346,7 @@ class Registry:
             for id_, cred in list(snap.credentials.items()):
                 if cred.tenant == tenant and cred.device_id == device_id:
                     del snap.credentials[id_]
+                    snap.secrets.pop(id_, None)
                     self._verified.pop(id_, None)
             snap.index()
         self._announce(tenant, device_id)
@@ -394,6 +405,29 @@ class Registry:
         """A client certificate, by its SHA-256 fingerprint or its subject (CN / SAN)."""
         return self._add_credential(tenant, device_id, "certificate", identity, None)
 
+    def add_device_secret(
+        self, tenant: str, device_id: str, secret: str | None = None
+    ) -> tuple[int, str]:
+        """The device's secret for signed logins (generated unless given: 32 characters);
+        returns (credential id, secret). One per device; it is stored as it is, because
+        verifying an HMAC needs it (the registry file is 0600; docs/dialects.md)."""
+        secret = secret or secrets.token_hex(16)
+        with self._lock:
+            if (tenant, device_id) not in self._snap.devices:
+                raise KeyError(f"no device {device_id!r} in tenant {tenant!r}")
+            id_ = self._write(
+                "INSERT INTO credentials (tenant, device_id, kind, name, scheme, salt, secret, "
+                "created_at) VALUES (?, ?, 'secret', NULL, 'plain', NULL, ?, ?)",
+                (tenant, device_id, secret.encode(), time.time()),
+            )
+            snap = self._snap
+            snap.credentials[id_] = Credential(
+                id=id_, tenant=tenant, device_id=device_id, kind="secret"
+            )
+            snap.secrets[id_] = secret.encode()
+            snap.index()
+        return id_, secret
+
     def credentials(self, tenant: str, device_id: str) -> list[Credential]:
         return sorted(
             (
@@ -412,6 +446,7 @@ class Registry:
                 raise KeyError(f"no credential {credential_id}")
             self._write("DELETE FROM credentials WHERE id = ?", (credential_id,))
             del self._snap.credentials[credential_id]
+            self._snap.secrets.pop(credential_id, None)
             self._verified.pop(credential_id, None)
             self._snap.index()
         self._announce(cred.tenant, cred.device_id)
@@ -452,6 +487,24 @@ class Registry:
             if cred is not None and self._passes(cred, token):
                 return self._principal(cred)
         return None
+
+    def check_hmac(
+        self, tenant: str, device_id: str, content: bytes, digest: str, mac: bytes
+    ) -> Principal | None:
+        snap = self._snap
+        id_ = snap.device_secrets.get((tenant, device_id))
+        secret = None if id_ is None else snap.secrets.get(id_)
+        if id_ is None or secret is None:
+            return None
+        if not hmac.compare_digest(hmac.digest(secret, content, digest), mac):
+            return None
+        return self._principal(snap.credentials[id_])
+
+    def has_device_secret(self, tenant: str, device_id: str) -> bool:
+        snap = self._snap
+        return (tenant, device_id) in snap.device_secrets and self._device_active(
+            snap, tenant, device_id
+        )
 
     def check_certificate(self, tenant: str, identity: str) -> Principal | None:
         snap = self._snap

@@ -61,6 +61,37 @@ MIGRATIONS: tuple[str, ...] = (
             ON DELETE CASCADE
     )
     """,
+    # 2: device secrets (kind 'secret', at most one per device), kept retrievable because a
+    # signed login (Alibaba's HMAC over the client id, device name and product key) can only
+    # be verified with the secret itself: `scheme` 'plain', the secret in `secret`. The
+    # file is 0600 (docs/dialects.md). SQLite cannot alter a CHECK: the table is rebuilt.
+    """
+    CREATE TABLE credentials_v2 (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('password', 'token', 'certificate', 'secret')),
+        name TEXT,
+        scheme TEXT,
+        salt BLOB,
+        secret BLOB,
+        created_at REAL NOT NULL,
+        FOREIGN KEY (tenant, device_id) REFERENCES devices (tenant, device_id)
+            ON DELETE CASCADE
+    );
+    INSERT INTO credentials_v2 (id, tenant, device_id, kind, name, scheme, salt, secret,
+        created_at)
+        SELECT id, tenant, device_id, kind, name, scheme, salt, secret, created_at
+        FROM credentials;
+    DROP TABLE credentials;
+    ALTER TABLE credentials_v2 RENAME TO credentials;
+    CREATE UNIQUE INDEX credentials_password ON credentials (tenant, name)
+        WHERE kind = 'password';
+    CREATE UNIQUE INDEX credentials_certificate ON credentials (tenant, name)
+        WHERE kind = 'certificate';
+    CREATE UNIQUE INDEX credentials_secret ON credentials (tenant, device_id)
+        WHERE kind = 'secret'
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ from roost.core.topics import (
     is_valid_topic_name,
     parse_shared,
 )
-from roost.dialects.base import PublishErrors
+from roost.dialects.base import PacketRules, PublishErrors
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
 from roost.protocol import events as ev
@@ -51,11 +51,15 @@ def check_system_topic(h: ConnectionHandler, packet: Publish) -> int | None:
 
 
 def check_dialect(h: ConnectionHandler, packet: Publish) -> int | None:
-    """The listener's dialect: topic policy, reserved topics, payload size."""
+    """The listener's dialect: topic policy, reserved topics, payload size, properties."""
     assert h.client is not None
-    return h.profile.dialect.check_publish(
+    dialect = h.profile.dialect
+    refused = dialect.check_publish(
         h.client, packet.topic, packet.qos, packet.retain, len(packet.payload)
     )
+    if refused is None and isinstance(dialect, PacketRules):
+        refused = dialect.check_publish_properties(h.client, packet.properties)
+    return refused
 
 
 def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
@@ -222,7 +226,12 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
         return ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
     session = h.session
     assert session is not None and h.client is not None
-    refused = h.profile.dialect.check_subscribe(h.client, inner, sub.qos, shared is not None)
+    dialect = h.profile.dialect
+    if shared is not None and isinstance(dialect, PacketRules):
+        refused = dialect.check_share_name(h.client, shared.group)
+        if refused is not None:
+            return refused
+    refused = dialect.check_subscribe(h.client, inner, sub.qos, shared is not None)
     if refused is not None:
         return refused
     if (
@@ -233,6 +242,8 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
     decision = h.ctx.auth.authorize(h.client, Action.SUBSCRIBE, inner, sub.qos, False)
     if not decision.allowed:
         return decision.reason_code or ReasonCode.NOT_AUTHORIZED
+    if not dialect.limits.subscription_qos:
+        return m.maximum_qos
     return min(sub.qos, m.maximum_qos)
 
 

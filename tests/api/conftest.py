@@ -12,6 +12,7 @@ import pytest
 
 from roost.config import ApiConfig, RegistryConfig
 from tests.conftest import BrokerHandle, managed_brokers
+from tests.dialects.support import clients  # noqa: F401  (a fixture)
 from tests.integration.conftest import client_factory  # noqa: F401  (a fixture)
 
 # A cheap scrypt cost: these tests exercise the API, not the KDF.

@@ -21,6 +21,7 @@ from roost.core.store import Committer, Store
 from roost.registry import Registry
 from roost.server.context import ServerContext
 from roost.server.listeners import Listener, start_listeners
+from roost.server.rrpc import Rrpc
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
 
@@ -59,6 +60,7 @@ class RoostServer:
         if config.registry.enabled:
             self.ctx.registry = self.registry
         self.api: ApiServer | None = None
+        self._rrpc: Rrpc | None = None
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
         self.listeners: list[Listener] = []
@@ -101,6 +103,13 @@ class RoostServer:
 
             self.registry.on_revoke(revoked)
             self._tasks.append(asyncio.create_task(self._refresh_registry()))
+
+    @property
+    def rrpc(self) -> Rrpc:
+        """Server-to-device calls (Alibaba RRPC), made on first use."""
+        if self._rrpc is None:
+            self._rrpc = Rrpc(self.broker, self.ctx.clock)
+        return self._rrpc
 
     def kick(self, session: Session) -> None:
         """An operator ends a session: its connection gets DISCONNECT 0x98 (no will) and

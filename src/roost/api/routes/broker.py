@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
 from roost.api.auth import TenantDep, roost
-from roost.api.errors import ERROR_RESPONSES, ApiError
+from roost.api.errors import ERROR_RESPONSES, ApiError, ErrorOut
 from roost.core.message import Message
 from roost.core.session import Session
 from roost.core.topics import is_dollar_topic, is_valid_topic_filter, is_valid_topic_name
+from roost.errors import DeviceOffline, RrpcTimeout, TooManyCalls
 from roost.mqtt.packets import Properties
 from roost.server.server import RoostServer
 
@@ -328,3 +329,57 @@ async def publish(tenant: TenantDep, body: PublishIn, server: ServerDep) -> Publ
     matched = server.broker.publish(message, now)
     await committed(server)
     return PublishOut(topic=message.topic, matched_sessions=matched)
+
+
+# -- RRPC ---------------------------------------------------------------------------------
+
+
+class RrpcIn(BaseModel):
+    payload: str | None = Field(None, description="UTF-8 text request")
+    payload_base64: str | None = Field(None, description="binary request, base64")
+    timeout_ms: int = Field(5000, ge=1000, le=8000, description="as Alibaba's RRpc: 1000..8000")
+    topic: str | None = Field(
+        None, min_length=2, max_length=1024, description="custom topic (`/ext/rrpc/...` form)"
+    )
+
+
+class RrpcOut(BaseModel):
+    device_id: str
+    payload: str = Field(description="the response as UTF-8 text, when it is")
+    payload_base64: str
+
+
+@router.post(
+    "/tenants/{tenant}/devices/{device_id}/rrpc",
+    summary="Call a connected device and wait for its answer (Alibaba RRPC)",
+    responses={
+        409: {"model": ErrorOut, "description": "the device is not connected"},
+        429: {"model": ErrorOut, "description": "too many calls outstanding"},
+        504: {"model": ErrorOut, "description": "the device did not answer in time"},
+    },
+)
+async def rrpc(tenant: TenantDep, device_id: str, body: RrpcIn, server: ServerDep) -> RrpcOut:
+    if body.payload is not None and body.payload_base64 is not None:
+        raise ApiError(422, "give payload or payload_base64, not both")
+    request = b"" if body.payload is None else body.payload.encode()
+    if body.payload_base64 is not None:
+        request = _b64(body.payload_base64, "payload_base64")
+    try:
+        answer = await server.rrpc.call(
+            tenant, device_id, request, body.timeout_ms / 1000, topic=body.topic
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
+    except DeviceOffline as exc:
+        raise ApiError(409, str(exc), code="device_offline") from exc
+    except TooManyCalls as exc:
+        raise ApiError(429, str(exc)) from exc
+    except RrpcTimeout as exc:
+        raise ApiError(504, str(exc)) from exc
+    try:
+        text = answer.decode()
+    except UnicodeDecodeError:
+        text = ""
+    return RrpcOut(
+        device_id=device_id, payload=text, payload_base64=base64.b64encode(answer).decode()
+    )

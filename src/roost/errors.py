@@ -50,3 +50,19 @@ class UnsupportedProtocolVersion(MQTTError):
 
 class StoreError(RoostError):
     """The store failed; what was asked of it did not happen."""
+
+
+class StreamError(RoostError):
+    """A request to the messaging service that cannot be done; nothing was changed."""
+
+
+class UnknownStream(StreamError):
+    """No stream of that name in the tenant."""
+
+
+class UnknownGroup(StreamError):
+    """No consumer group of that name on the stream."""
+
+
+class InvalidStreamRequest(StreamError):
+    """A stream declaration, position or batch size out of bounds or malformed."""

@@ -300,6 +300,14 @@ class Broker:
             self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
         return delivered
 
+    def clear_retained(self, tenant: str, topic: str) -> bool:
+        """Remove a topic's retained message (an operator's action); True if there was one."""
+        index = self.retained.get(tenant)
+        if index is None or not index.delete(topic):
+            return False
+        self.store.retained_deleted(tenant, topic)
+        return True
+
     def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)
         if index is None:

@@ -5,6 +5,7 @@ commit of what they changed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,8 +14,12 @@ from roost.errors import InvalidStreamRequest
 from roost.streams.engine import StreamEngine, StreamState
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
 
+log = logging.getLogger(__name__)
+
 # The longest a fetch may wait for its first message.
 MAX_WAIT = 60.0
+# How often retention runs and leases that ran out for the last time are dead-lettered.
+TICK_SECONDS = 1.0
 
 
 class LocalStreams:
@@ -24,6 +29,7 @@ class LocalStreams:
         self.engine = engine
         self.clock = clock
         self._waiters: dict[int, set[asyncio.Future[None]]] = {}
+        self._next_tick = 0.0
         engine.on_available = self._wake
 
     # -- capture (synchronous, inside the PUBLISH pipeline) -------------------------------
@@ -39,7 +45,18 @@ class LocalStreams:
         if load is not None:
             load(now)
 
+    def start(self, now: float, specs: list[StreamSpec], tenants: list[str]) -> None:
+        """Load what is stored, then declare the configured streams (`[[streams]]`)."""
+        self.load(now)
+        for spec, tenant in zip(specs, tenants, strict=True):
+            self.engine.declare(tenant, spec, now)
+        log.info("streams: %d declared", len(self.engine.streams))
+
     def tick(self, now: float) -> None:
+        """Retention and dead letters, at most once per TICK_SECONDS."""
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK_SECONDS
         self.engine.tick(now)
 
     # -- administration ---------------------------------------------------------------------

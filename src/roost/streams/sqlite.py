@@ -144,6 +144,8 @@ class SqliteStreamEngine(StreamEngine):
                 envelope.size,
                 None if dead is None else json.dumps(asdict(dead)),
             ),
+            # What a QoS 1/2 acknowledgement reveals; QoS 0 holds up no output.
+            envelope.qos > 0 or dead is not None,
         )
         self._uncommitted.append((change, state, envelope.seq))
         if not self._waiting:

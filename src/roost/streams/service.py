@@ -87,8 +87,13 @@ class LocalStreams:
         until = loop.time() + wait
         while True:
             got = self.engine.fetch(tenant, stream, group, max_messages, self.clock())
+            if got:
+                # Recorded as delivered before the consumer sees it: an ack that comes after
+                # a restart still finds it pending.
+                await self._durable()
+                return got
             left = until - loop.time()
-            if got or left <= 0:
+            if left <= 0:
                 return got
             deadline = self.engine.next_deadline(tenant, stream, group)
             if deadline is not None:

@@ -9,7 +9,7 @@ import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from roost.core.message import Message
 from roost.core.store import Committer
@@ -22,13 +22,13 @@ from roost.streams.model import (
     DeadLetter,
     Delivered,
     Envelope,
-    GroupStats,
     Position,
     StreamSpec,
     StreamStats,
     check_name,
     dlq_name,
 )
+from roost.streams.state import StreamState, stream_stats
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +37,6 @@ MAX_GROUPS = 64
 MAX_STREAMS = 1000
 # Rows looked at per stream and tick by retention.
 RETENTION_BATCH = 10_000
-
-
-@dataclass(slots=True, kw_only=True)
-class StreamState:
-    """A declared stream as the engine keeps it."""
-
-    id: int
-    tenant: str
-    spec: StreamSpec
-    created_at: float
-    first_seq: int = 1
-    last_seq: int = 0
-    # The last sequence number that is durable (consumers see messages up to it).
-    committed_seq: int = 0
-    messages: int = 0
-    bytes: int = 0
-    dropped: int = 0
-    groups: dict[str, Group] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 class StreamEngine(ABC):
@@ -507,30 +485,5 @@ class StreamEngine(ABC):
                 self._save_group(state, group, self._prune(group))
         self._save_stream(state)
 
-    # -- statistics -------------------------------------------------------------------------
-
     def stats(self, tenant: str, name: str) -> StreamStats:
-        state = self.get(tenant, name)
-        return StreamStats(
-            spec=state.spec,
-            first_seq=state.first_seq,
-            last_seq=state.committed_seq,
-            messages=state.messages,
-            bytes=state.bytes,
-            dropped=state.dropped,
-            created_at=state.created_at,
-            groups=[
-                GroupStats(
-                    name=g.name,
-                    committed=g.committed,
-                    next_seq=g.cursor,
-                    pending=len(g.pending),
-                    delivered=g.delivered,
-                    redelivered=g.redelivered,
-                    acked=g.acked,
-                    nacked=g.nacked,
-                    dead_lettered=g.dead_lettered,
-                )
-                for g in state.groups.values()
-            ],
-        )
+        return stream_stats(self.get(tenant, name))

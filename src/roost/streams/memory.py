@@ -5,9 +5,10 @@ from __future__ import annotations
 import bisect
 from collections import deque
 
-from roost.streams.engine import StreamEngine, StreamState
+from roost.streams.engine import StreamEngine
 from roost.streams.groups import Group
 from roost.streams.model import Envelope
+from roost.streams.state import StreamState
 
 
 class MemoryStreamEngine(StreamEngine):

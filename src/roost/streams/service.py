@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from roost.core.message import Message
 from roost.errors import InvalidStreamRequest
-from roost.streams.engine import StreamEngine, StreamState
+from roost.streams.engine import StreamEngine
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
+from roost.streams.state import StreamState
 
 log = logging.getLogger(__name__)
 

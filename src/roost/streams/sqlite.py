@@ -15,9 +15,10 @@ from roost.mqtt.constants import PacketType
 from roost.mqtt.packets import NO_PROPERTIES, Properties
 from roost.mqtt.properties import encode_properties, read_properties
 from roost.store.sqlite import SqliteStore
-from roost.streams.engine import StreamEngine, StreamState
+from roost.streams.engine import StreamEngine
 from roost.streams.groups import Group, Lease
 from roost.streams.model import DeadLetter, Envelope, StreamSpec
+from roost.streams.state import StreamState
 
 log = logging.getLogger(__name__)
 

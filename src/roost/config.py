@@ -10,7 +10,8 @@ from typing import Any
 
 from roost.auth.acl import AclRule
 from roost.dialects import DIALECT_NAMES
-from roost.errors import ConfigError
+from roost.errors import ConfigError, RoostError
+from roost.streams.model import StreamSpec
 
 ENV_PREFIX = "ROOST_"
 
@@ -151,6 +152,22 @@ class AclRuleConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StreamDeclaration:
+    """One `[[streams]]` entry: a stream of the messaging service (docs/streams.md),
+    declared (created, or its settings replaced) at every start."""
+
+    tenant: str = "default"
+    name: str = ""
+    topics: tuple[str, ...] = ()
+    max_age: float = 0.0
+    max_bytes: int = 0
+    max_messages: int = 0
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -164,6 +181,7 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     acl: tuple[AclRuleConfig, ...] = ()
+    streams: tuple[StreamDeclaration, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -225,7 +243,7 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from parsed TOML."""
-    known = {"listeners", "acl", *_SECTIONS}
+    known = {"listeners", "acl", "streams", *_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown section {key!r}")
@@ -248,7 +266,13 @@ def from_dict(data: dict[str, Any]) -> Config:
     if not isinstance(acl, list):
         raise ConfigError("[[acl]] must be an array of tables")
     acl_rules = tuple(_build(AclRuleConfig, item, f"[[acl]] #{i}") for i, item in enumerate(acl))
-    config = Config(listeners=listener_configs, acl=acl_rules, **sections)
+    streams = data.get("streams", [])
+    if not isinstance(streams, list):
+        raise ConfigError("[[streams]] must be an array of tables")
+    declared = tuple(
+        _build(StreamDeclaration, item, f"[[streams]] #{i}") for i, item in enumerate(streams)
+    )
+    config = Config(listeners=listener_configs, acl=acl_rules, streams=declared, **sections)
     validate(config)
     return config
 
@@ -341,6 +365,13 @@ def validate(config: Config) -> None:
             AclRule.parse(rule.permission, rule.action, rule.topic)
         except ValueError as exc:
             checks.append((False, f"[[acl]] #{i}: {exc}"))
+    for i, declaration in enumerate(config.streams):
+        try:
+            stream_spec(declaration).validated()
+        except RoostError as exc:
+            checks.append((False, f"[[streams]] #{i}: {exc}"))
+    keys = [(d.tenant, d.name) for d in config.streams]
+    checks.append((len(set(keys)) == len(keys), "[[streams]]: a stream is declared twice"))
     for listener in config.listeners:
         checks.extend(listener_checks(listener))
     names = [listener.name for listener in config.listeners]
@@ -349,6 +380,20 @@ def validate(config: Config) -> None:
         if not ok:
             raise ConfigError(message)
     assert is_dataclass(config)
+
+
+def stream_spec(declaration: StreamDeclaration) -> StreamSpec:
+    """The stream a `[[streams]]` entry declares."""
+    return StreamSpec(
+        name=declaration.name,
+        topic_filters=declaration.topics,
+        max_age=declaration.max_age,
+        max_bytes=declaration.max_bytes,
+        max_messages=declaration.max_messages,
+        ack_wait=declaration.ack_wait,
+        max_deliver=declaration.max_deliver,
+        max_ack_pending=declaration.max_ack_pending,
+    )
 
 
 def listener_checks(listener: ListenerConfig) -> list[tuple[bool, str]]:

@@ -66,3 +66,19 @@ class RrpcTimeout(RrpcError):
 
 class TooManyCalls(RrpcError):
     """The limit on outstanding calls is reached; nothing was sent."""
+
+
+class StreamError(RoostError):
+    """A request to the messaging service that cannot be done; nothing was changed."""
+
+
+class UnknownStream(StreamError):
+    """No stream of that name in the tenant."""
+
+
+class UnknownGroup(StreamError):
+    """No consumer group of that name on the stream."""
+
+
+class InvalidStreamRequest(StreamError):
+    """A stream declaration, position or batch size out of bounds or malformed."""

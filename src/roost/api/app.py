@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roost import __version__
 from roost.api.errors import install_error_handlers
-from roost.api.routes import broker, platform, system
+from roost.api.routes import broker, platform, streams, system
 
 if TYPE_CHECKING:
     from roost.server.server import RoostServer
@@ -84,5 +84,6 @@ def create_app(roost: RoostServer, admin_key: str) -> FastAPI:
     app.include_router(system.router, prefix=API_PREFIX)
     app.include_router(platform.router, prefix=API_PREFIX)
     app.include_router(broker.router, prefix=API_PREFIX)
+    app.include_router(streams.router, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, limit=roost.config.api.max_request_bytes)
     return app

@@ -267,10 +267,17 @@ class Broker:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(
-        self, message: Message, now: float, *, count: bool = True, persist: bool = True
+        self,
+        message: Message,
+        now: float,
+        *,
+        count: bool = True,
+        persist: bool = True,
+        only: str | None = None,
     ) -> int:
-        """Store/clear the retained copy and hand the message to every matching session.
-        Returns the number of sessions it was delivered to."""
+        """Store/clear the retained copy and hand the message to every matching session
+        (`only`: to that client's session alone). Returns the number of sessions it was
+        delivered to."""
         if count:
             self.stats.messages_received += 1
             self.stats.publish_bytes_received += len(message.payload)
@@ -284,6 +291,8 @@ class Broker:
         targets = router.route(message.topic, message.publisher)
         delivered = 0
         for target in targets:
+            if only is not None and target.client_id != only:
+                continue
             session = sessions.get((tenant, target.client_id))
             if session is None:
                 continue

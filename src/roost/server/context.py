@@ -17,6 +17,7 @@ from roost.core.store import Committer
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
     from roost.server.profiles import ListenerProfile
+    from roost.streams.base import StreamStore
 
 
 @dataclass(slots=True)
@@ -39,6 +40,8 @@ class ServerContext:
     # The device registry's read side, when one is configured.
     registry: CredentialStore | None = None
     assigned_ids: int = 0
+    # The messaging service: streams capturing published messages (None: not serving).
+    streams: StreamStore | None = None
 
     def profile(self, listener: str) -> ListenerProfile:
         profile = self.profiles.get(listener)

@@ -128,6 +128,10 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
             created_at=now,
         )
         matched = h.ctx.broker.publish(message, now)
+        streams = h.ctx.streams
+        if streams is not None and streams.captures(message.tenant):
+            # Appended in the same group commit the acknowledgement below waits for.
+            matched += streams.capture(message, packet.packet_id, packet.dup, now)
     v5 = conn.version == ProtocolVersion.V5
     if packet.qos == 1:
         code = _ack_code(refused, matched, v5)

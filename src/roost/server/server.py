@@ -13,7 +13,7 @@ from roost import __version__
 from roost.api.auth import admin_key
 from roost.auth.acl import AclAuthorizer, AclRule
 from roost.auth.base import AuthChain
-from roost.config import Config
+from roost.config import Config, stream_spec
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.session import Session
@@ -24,6 +24,9 @@ from roost.server.listeners import Listener, start_listeners
 from roost.server.rrpc import Rrpc
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
+from roost.streams.memory import MemoryStreamEngine
+from roost.streams.service import LocalStreams
+from roost.streams.sqlite import SqliteStreamEngine
 
 if TYPE_CHECKING:
     from roost.api.server import ApiServer
@@ -48,11 +51,18 @@ class RoostServer:
             self.store = MemoryStore()
             self.broker = Broker(config.mqtt, self.store)
             committer = None
+        # The messaging service: streams in the same store (and group commit) as sessions.
+        self.streams = LocalStreams(
+            SqliteStreamEngine(sqlite) if committer is not None else MemoryStreamEngine()
+        )
+        self.broker.on_internal_publish = self._internal_publish
         auth = auth or AuthChain()
         if config.acl:
             rules = [AclRule.parse(r.permission, r.action, r.topic) for r in config.acl]
             auth.authorizers.append(AclAuthorizer(rules))
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
+        self.ctx.streams = self.streams
+        self.streams.clock = self.ctx.clock
         # The registry is open when it checks credentials or when the API manages it.
         self.registry: Registry | None = None
         if config.registry.enabled or config.api.enabled:
@@ -71,6 +81,11 @@ class RoostServer:
         started = time.monotonic()
         snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
+        self.streams.start(
+            self.ctx.clock(),
+            [stream_spec(d) for d in self.config.streams],
+            [d.tenant for d in self.config.streams],
+        )
         if self.store.durable:
             log.info(
                 "store %s: %d sessions, %d queued messages, %d retained restored in %.2f s",
@@ -149,9 +164,18 @@ class RoostServer:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                self.broker.tick(self.ctx.clock())
+                now = self.ctx.clock()
+                self.broker.tick(now)
+                self.streams.tick(now)
             except Exception:
                 log.exception("timer tick failed")
+
+    def _internal_publish(self, message: Message) -> None:
+        """A will: routed, and captured by streams like the client's own PUBLISH."""
+        now = self.ctx.clock()
+        self.broker.publish(message, now)
+        if self.streams.captures(message.tenant):
+            self.streams.capture(message, None, False, now)
 
     def sys_values(self) -> dict[str, str]:
         stats = self.broker.stats

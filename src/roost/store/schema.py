@@ -92,6 +92,51 @@ MIGRATIONS: tuple[str, ...] = (
         AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = OLD.message_id);
     END
     """,
+    # 2: the messaging service (src/roost/streams): streams, their envelopes, consumer groups.
+    """
+    CREATE TABLE streams (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        first_seq INTEGER NOT NULL,
+        dropped INTEGER NOT NULL,
+        UNIQUE (tenant, name)
+    );
+    CREATE TABLE stream_messages (
+        stream_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        dup INTEGER NOT NULL,
+        properties BLOB,
+        received_at REAL NOT NULL,
+        size INTEGER NOT NULL,
+        dead_letter TEXT,
+        PRIMARY KEY (stream_id, seq)
+    );
+    CREATE INDEX stream_messages_by_time ON stream_messages (stream_id, received_at);
+    CREATE TABLE stream_groups (
+        stream_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        floor INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE stream_group_seqs (
+        stream_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        acked INTEGER NOT NULL,
+        deliveries INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, name, seq)
+    ) WITHOUT ROWID
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -252,6 +252,16 @@ class SqliteStore:
         )
         return [self._delivery(cache, row) for row in rows]
 
+    def record(self, sql: str, params: tuple[object, ...], barrier: bool = True) -> int:
+        """Record one change of another part's tables (the messaging service) in the open
+        batch; returns its seq for `after_commit`."""
+        self._add(sql, params, barrier)
+        return self.write_seq
+
+    def reader(self) -> sqlite3.Connection:
+        """The connection for reads on the event loop: it sees committed changes only."""
+        return self._reader()
+
     def _reader(self) -> sqlite3.Connection:
         """A second connection for reads on the event loop while the writer commits."""
         if self._read_conn is None:

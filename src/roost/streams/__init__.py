@@ -1,0 +1,1 @@
+"""The durable messaging service: streams capturing device topics, consumer groups, replay."""

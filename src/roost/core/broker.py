@@ -92,9 +92,16 @@ class Broker:
         return self.sessions.get((tenant, client_id))
 
     def open_session(
-        self, tenant: str, client_id: str, clean_start: bool, expiry_interval: int, now: float
+        self,
+        tenant: str,
+        client_id: str,
+        clean_start: bool,
+        expiry_interval: int,
+        now: float,
+        device_id: str | None = None,
     ) -> tuple[Session, bool]:
-        """Start or resume the session of a client that has just connected.
+        """Start or resume the session of a client that has just connected; `device_id` is
+        the registry device it authenticated as, which owns the session from now on.
 
         Returns (session, session_present). A pending will of the old connection is cancelled
         when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
@@ -119,6 +126,7 @@ class Broker:
             session = existing
             self._cancel_will(key)
         session.expiry_interval = expiry_interval
+        session.device_id = device_id
         if expiry_interval and self.journal is not None:
             session.journal = self.journal
         session.connected = True
@@ -160,12 +168,15 @@ class Broker:
             session.expiry_interval,
             session.disconnected_at,
             tuple(session.subscriptions.values()),
+            session.device_id,
         )
 
-    def end_session(self, session: Session, now: float) -> None:
-        """Discard a session; a pending will is published now [MQTT-3.1.2-8]."""
+    def end_session(self, session: Session, now: float, *, publish_will: bool = True) -> None:
+        """Discard a session: its subscriptions, queued and inflight messages, here and in
+        the store; a pending will is published now [MQTT-3.1.2-8] unless `publish_will` is
+        False (the device was revoked: nothing more on its behalf)."""
         pending = self._cancel_will(session.key)
-        if pending is not None:
+        if pending is not None and publish_will:
             self._publish_will(pending.message, now)
         router = self.routers.get(session.tenant)
         if router is not None:
@@ -176,6 +187,16 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             self.store.session_deleted(session.key)
+
+    def end_device_sessions(self, tenant: str, device_id: str, now: float) -> int:
+        """End every session of a revoked registry device, connected or not, without
+        publishing its wills. The caller closes live connections first. Returns how many."""
+        ended = [
+            s for s in self.sessions.values() if s.device_id == device_id and s.tenant == tenant
+        ]
+        for session in ended:
+            self.end_session(session, now, publish_will=False)
+        return len(ended)
 
     def _cancel_will(self, key: SessionKey) -> PendingWill | None:
         pending = self.wills.pop(key, None)
@@ -342,6 +363,7 @@ class Broker:
                 max_in_memory=self.config.max_queued_in_memory,
             )
             session.expiry_interval = stored.expiry_interval
+            session.device_id = stored.device_id
             session.disconnected_at = since
             session.journal = self.journal
             for delivery in stored.deliveries:

@@ -41,6 +41,7 @@ class Session:
         "awaiting_rel",
         "client_id",
         "connected",
+        "device_id",
         "disconnected_at",
         "expiry_interval",
         "inflight",
@@ -76,6 +77,8 @@ class Session:
         self.tenant = tenant
         self.client_id = client_id
         self.key: SessionKey = (tenant, client_id)
+        # The registry device of the client that opened it last (None: not a device).
+        self.device_id: str | None = None
         self.subscriptions: dict[str, SessionSubscription] = {}
         self.expiry_interval = 0
         self.inflight: dict[int, Delivery] = {}

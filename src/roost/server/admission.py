@@ -182,6 +182,7 @@ def authenticate_and_accept(
         connect.clean_start,
         negotiated.session_expiry_interval,
         now,
+        client.device_id,
     )
     h.session = session
     ctx.connections[key] = h

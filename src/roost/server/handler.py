@@ -406,7 +406,7 @@ class ConnectionHandler:
         self._write_out()
         self._close(publish_will=False)
         if session is not None and self.ctx.broker.get_session(*session.key) is session:
-            self.ctx.broker.end_session(session, self.ctx.clock())
+            self.ctx.broker.end_session(session, self.ctx.clock(), publish_will=False)
 
     def shutdown(self) -> None:
         """The server is stopping: DISCONNECT 0x8B to v5 clients, no will."""

@@ -60,6 +60,8 @@ class RoostServer:
         started = time.monotonic()
         snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
+        if self.registry is not None:
+            self._end_sessions_of_revoked_devices()
         if self.store.durable:
             log.info(
                 "store %s: %d sessions, %d queued messages, %d retained restored in %.2f s",
@@ -87,7 +89,9 @@ class RoostServer:
             self._tasks.append(asyncio.create_task(self._refresh_registry()))
 
     def revoke_device(self, tenant: str, device_id: str) -> None:
-        """Disconnect every connection of a device whose access was revoked."""
+        """Disconnect every connection of a device whose access was revoked and end all its
+        sessions, offline ones too: subscriptions, queued messages (also in the store) and
+        pending wills are discarded, so nothing more is delivered to it or on its behalf."""
         for handler in list(self.ctx.handlers):
             client = handler.client
             if (
@@ -98,6 +102,24 @@ class RoostServer:
             ):
                 log.info("disconnecting %s/%s: access revoked", tenant, client.client_id)
                 handler.revoke()
+        ended = self.broker.end_device_sessions(tenant, device_id, self.ctx.clock())
+        if ended:
+            log.info("device %s/%s revoked: %d offline session(s) ended", tenant, device_id, ended)
+
+    def _end_sessions_of_revoked_devices(self) -> None:
+        """At start: sessions of devices disabled or removed while Roost was stopped."""
+        registry = self.registry
+        assert registry is not None
+        owners = {
+            (s.tenant, s.device_id)
+            for s in self.broker.sessions.values()
+            if s.device_id is not None
+        }
+        for tenant, device_id in sorted(owners):
+            device = registry.device(tenant, device_id)
+            record = registry.tenant(tenant)
+            if device is None or not device.enabled or record is None or not record.enabled:
+                self.revoke_device(tenant, device_id)
 
     async def _refresh_registry(self) -> None:
         """Pick up registry changes made by another process (the CLI)."""

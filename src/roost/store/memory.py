@@ -29,6 +29,7 @@ class MemoryStore:
         expiry_interval: int,
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
+        device_id: str | None = None,
     ) -> None:
         tenant, client_id = key
         self.sessions[key] = StoredSession(
@@ -37,6 +38,7 @@ class MemoryStore:
             expiry_interval=expiry_interval,
             disconnected_at=disconnected_at,
             subscriptions=subscriptions,
+            device_id=device_id,
         )
 
     def session_deleted(self, key: SessionKey) -> None:

@@ -92,6 +92,11 @@ MIGRATIONS: tuple[str, ...] = (
         AND NOT EXISTS (SELECT 1 FROM wills WHERE message_id = OLD.message_id);
     END
     """,
+    # 2: the registry device that owns a session, so that revoking the device ends its
+    # sessions, offline ones included (NULL: not a registry device).
+    """
+    ALTER TABLE sessions ADD COLUMN device_id TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

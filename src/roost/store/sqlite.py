@@ -205,8 +205,8 @@ class SqliteStore:
         ):
             awaiting.setdefault((tenant, client_id), []).append(packet_id)
         sessions = []
-        for tenant, client_id, expiry, disconnected_at in conn.execute(
-            "SELECT tenant, client_id, expiry_interval, disconnected_at FROM sessions"
+        for tenant, client_id, expiry, disconnected_at, device_id in conn.execute(
+            "SELECT tenant, client_id, expiry_interval, disconnected_at, device_id FROM sessions"
         ):
             key = (tenant, client_id)
             count, size = spilled.get(key, (0, 0))
@@ -216,6 +216,7 @@ class SqliteStore:
                     client_id=client_id,
                     expiry_interval=expiry,
                     disconnected_at=disconnected_at,
+                    device_id=device_id,
                     subscriptions=tuple(subscriptions.get(key, ())),
                     deliveries=tuple(deliveries.get(key, ())),
                     awaiting_rel=tuple(awaiting.get(key, ())),
@@ -447,14 +448,15 @@ class SqliteStore:
         expiry_interval: int,
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
+        device_id: str | None = None,
     ) -> None:
         tenant, client_id = key
         self._add(
-            "INSERT INTO sessions (tenant, client_id, expiry_interval, disconnected_at)"
-            " VALUES (?,?,?,?) ON CONFLICT (tenant, client_id) DO UPDATE SET"
+            "INSERT INTO sessions (tenant, client_id, expiry_interval, disconnected_at,"
+            " device_id) VALUES (?,?,?,?,?) ON CONFLICT (tenant, client_id) DO UPDATE SET"
             " expiry_interval = excluded.expiry_interval,"
-            " disconnected_at = excluded.disconnected_at",
-            (tenant, client_id, expiry_interval, disconnected_at),
+            " disconnected_at = excluded.disconnected_at, device_id = excluded.device_id",
+            (tenant, client_id, expiry_interval, disconnected_at, device_id),
         )
         self._add(
             "DELETE FROM subscriptions WHERE tenant = ? AND client_id = ?", (tenant, client_id)

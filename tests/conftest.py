@@ -17,8 +17,10 @@ from roost.config import (
     Config,
     ListenerConfig,
     MQTTConfig,
+    QuotaConfig,
     RegistryConfig,
     StoreConfig,
+    TenantQuotaConfig,
     validate,
 )
 from roost.server.server import RoostServer
@@ -58,6 +60,8 @@ def start_broker(
     listeners: tuple[ListenerConfig, ...] = (),
     registry: RegistryConfig | None = None,
     acl: tuple[AclRuleConfig, ...] = (),
+    quotas: QuotaConfig | None = None,
+    tenant_quotas: tuple[TenantQuotaConfig, ...] = (),
     **mqtt: Any,
 ) -> BrokerHandle:
     """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0, on the
@@ -65,7 +69,8 @@ def start_broker(
 
     `listeners` adds listeners (TLS, WebSocket, ...; use port 0) next to the plain TCP
     listener "default"; their ports are in `handle.server.ports[name]`. `registry` and `acl`
-    are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md)."""
+    are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md); `quotas` and
+    `tenant_quotas` the `[quotas]` and `[[tenant_quotas]]` (docs/quotas.md)."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0), *listeners),
         mqtt=replace(MQTTConfig(), **mqtt),
@@ -74,6 +79,8 @@ def start_broker(
         ),
         registry=registry or RegistryConfig(),
         acl=acl,
+        quotas=quotas or QuotaConfig(),
+        tenant_quotas=tenant_quotas,
     )
     validate(config)
     server = RoostServer(config, auth=auth)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from roost.config import MQTTConfig
 from roost.core.message import Delivery, Message
+from roost.core.quotas import Quotas, no_quotas
 from roost.core.retained import RetainedIndex
 from roost.core.router import STRATEGIES, Router
 from roost.core.session import Session, SessionKey, SessionSubscription
@@ -57,7 +58,13 @@ class _Timer:
 class Broker:
     """All sessions, subscriptions and retained messages of every tenant."""
 
-    def __init__(self, config: MQTTConfig, store: Store, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        config: MQTTConfig,
+        store: Store,
+        journal: Journal | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         # Per-message durability for persistent sessions (None: memory durability).
@@ -67,6 +74,9 @@ class Broker:
         self.retained: dict[str, RetainedIndex[Message]] = {}
         self.wills: dict[SessionKey, PendingWill] = {}
         self.stats = BrokerStats()
+        # Per-tenant usage (connections, sessions, subscriptions, retained bytes), always
+        # counted; limits are checked where `quotas.enabled`.
+        self.quotas = quotas or no_quotas()
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._strategy = STRATEGIES[config.shared_subscription_strategy]
@@ -122,6 +132,7 @@ class Broker:
                 max_in_memory=self.config.max_queued_in_memory,
             )
             self.sessions[key] = session
+            self.quotas.of(tenant).sessions += 1
         else:
             session = existing
             self._cancel_will(key)
@@ -134,6 +145,7 @@ class Broker:
         if expiry_interval:
             self._save(session)
         self.stats.clients_connected += 1
+        self.quotas.of(tenant).connections += 1
         self.stats.connections_total += 1
         self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
         return session, present
@@ -147,6 +159,7 @@ class Broker:
         session.wake = None
         session.disconnected_at = now
         self.stats.clients_connected -= 1
+        self.quotas.of(session.tenant).connections -= 1
         if will is not None:
             if will_delay <= 0:
                 self._publish_will(will, now)
@@ -182,10 +195,13 @@ class Broker:
         if router is not None:
             for topic_filter in session.subscriptions:
                 router.remove(session.client_id, topic_filter)
+        usage = self.quotas.of(session.tenant)
+        usage.subscriptions -= len(session.subscriptions)
         session.subscriptions.clear()
         session.clear_messages()
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
+            usage.sessions -= 1
             self.store.session_deleted(session.key)
 
     def end_device_sessions(self, tenant: str, device_id: str, now: float) -> int:
@@ -241,6 +257,8 @@ class Broker:
     def subscribe(self, session: Session, subscription: SessionSubscription) -> bool:
         """Add or replace a subscription [MQTT-3.8.4-3]. Returns True if it existed."""
         existed = subscription.topic_filter in session.subscriptions
+        if not existed:
+            self.quotas.of(session.tenant).subscriptions += 1
         session.subscriptions[subscription.topic_filter] = subscription
         self.router(session.tenant).add(session.client_id, subscription)
         if session.expiry_interval:
@@ -250,6 +268,7 @@ class Broker:
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
+        self.quotas.of(session.tenant).subscriptions -= 1
         self.router(session.tenant).remove(session.client_id, topic_filter)
         if session.expiry_interval:
             self._save(session)
@@ -277,6 +296,7 @@ class Broker:
         for topic, message in index.match(subscription.topic_filter):
             if message.expired(now):
                 index.delete(topic)
+                self.quotas.of(session.tenant).retained_changed(message, None)
                 continue
             qos = min(options.qos, message.qos)
             # Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8]
@@ -321,21 +341,37 @@ class Broker:
             self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
         return delivered
 
+    def may_retain(self, message: Message) -> bool:
+        """Whether retaining `message` stays within its tenant's retained quota."""
+        if not self.quotas.enabled or not message.payload:
+            return True
+        index = self.retained.get(message.tenant)
+        old = None if index is None else index.get(message.topic)
+        return self.quotas.of(message.tenant).may_retain(message, old)
+
     def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)
         if index is None:
             index = self.retained[message.tenant] = RetainedIndex()
+        usage = self.quotas.of(message.tenant)
+        old = index.get(message.topic)
         if not message.payload:
             # A retained PUBLISH with an empty payload removes the retained message.
-            if index.delete(message.topic) and persist:
-                self.store.retained_deleted(message.tenant, message.topic)
-        elif index.get(message.topic) is not None or len(index) < self.config.max_retained_messages:
+            if old is not None and index.delete(message.topic):
+                usage.retained_changed(old, None)
+                if persist:
+                    self.store.retained_deleted(message.tenant, message.topic)
+        elif (
+            old is None and len(index) >= self.config.max_retained_messages
+        ) or not self.may_retain(message):
+            self.stats.messages_dropped += 1
+            usage.refused_retained += 1
+            log.warning("retained message on %r refused: retained quota", message.topic)
+        else:
             index.set(message.topic, message)
+            usage.retained_changed(old, message)
             if persist:
                 self.store.retained_set(message)
-        else:
-            self.stats.messages_dropped += 1
-            log.warning("retained message on %r refused: max_retained_messages", message.topic)
 
     def restore(self, snapshot: StoreSnapshot, now: float) -> None:
         """Rebuild sessions, subscriptions and retained messages from a store snapshot;
@@ -348,6 +384,7 @@ class Broker:
             if index is None:
                 index = self.retained[message.tenant] = RetainedIndex()
             index.set(message.topic, message)
+            self.quotas.of(message.tenant).retained_changed(None, message)
         for stored in snapshot.sessions:
             key = (stored.tenant, stored.client_id)
             since = stored.disconnected_at if stored.disconnected_at is not None else now
@@ -376,6 +413,9 @@ class Broker:
             session.spilled_bytes = stored.spilled_bytes
             session.awaiting_rel.update(stored.awaiting_rel)
             self.sessions[key] = session
+            usage = self.quotas.of(stored.tenant)
+            usage.sessions += 1
+            usage.subscriptions += len(stored.subscriptions)
             router = self.router(stored.tenant)
             for subscription in stored.subscriptions:
                 session.subscriptions[subscription.topic_filter] = subscription

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from roost.auth.base import ClientInfo, EnhancedAuthenticator
 from roost.core.message import Delivery, Message
+from roost.core.quotas import TenantUsage
 from roost.core.session import Session
 from roost.dialects.base import ClientTopics
 from roost.errors import MQTTError
@@ -83,6 +84,7 @@ class ConnectionHandler:
         "loop",
         "peer",
         "profile",
+        "quota",
         "session",
         "topics",
         "transport",
@@ -121,6 +123,9 @@ class ConnectionHandler:
         self.topics: ClientTopics | None = None
         self.will: Message | None = None
         self.will_delay = 0
+        # The tenant's quota record once connected, if the tenant has limits (else None:
+        # nothing is checked).
+        self.quota: TenantUsage | None = None
         self._connect: Connect | None = None
         self._negotiated: Negotiated | None = None
         self._success_auth_data: bytes | None = None

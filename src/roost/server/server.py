@@ -14,6 +14,7 @@ from roost.auth.base import AuthChain
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
+from roost.core.quotas import Quotas
 from roost.core.store import Committer, Store
 from roost.registry import Registry
 from roost.server.context import ServerContext
@@ -32,14 +33,18 @@ class RoostServer:
     def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
         self.config = config
         self.store: Store
+        quotas = Quotas(
+            config.quotas_of,
+            enabled=any(config.quotas_of(t).limited for t in config.quota_tenants()),
+        )
         if config.store.durability == "sync":
             sqlite = SqliteStore(config.store.data_dir)
             self.store = sqlite
-            self.broker = Broker(config.mqtt, sqlite, journal=sqlite)
+            self.broker = Broker(config.mqtt, sqlite, journal=sqlite, quotas=quotas)
             committer: Committer | None = sqlite
         else:
             self.store = MemoryStore()
-            self.broker = Broker(config.mqtt, self.store)
+            self.broker = Broker(config.mqtt, self.store, quotas=quotas)
             committer = None
         auth = auth or AuthChain()
         if config.acl:
@@ -143,7 +148,7 @@ class RoostServer:
     def sys_values(self) -> dict[str, str]:
         stats = self.broker.stats
         now = self.ctx.clock()
-        return {
+        values = {
             "version": f"roost {__version__}",
             "uptime": f"{int(now - self.ctx.started_at)} seconds",
             "clients/connected": str(stats.clients_connected),
@@ -159,6 +164,12 @@ class RoostServer:
                 sum(len(s.subscriptions) for s in self.broker.sessions.values())
             ),
         }
+        if self.broker.quotas.enabled:
+            # Each tenant's usage and refusals, for the operator (in the default tenant).
+            for tenant, usage in self.broker.quotas.usage.items():
+                for name, value in usage.as_dict().items():
+                    values[f"tenants/{tenant}/{name}"] = str(value)
+        return values
 
     async def _publish_sys(self) -> None:
         version_sent = False

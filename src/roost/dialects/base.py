@@ -201,3 +201,13 @@ class PublishErrors(Protocol):
     def publish_refused(
         self, client: ClientInfo, topic: str, reason_code: int
     ) -> PublishNotice | None: ...
+
+
+@runtime_checkable
+class SubscribeErrors(Protocol):
+    """Implemented by a dialect that tells a client about its refused subscriptions (Watson
+    gateways: a notification on their `notify` topic), after the SUBACK."""
+
+    def subscribe_refused(
+        self, client: ClientInfo, topic_filter: str, reason_code: int
+    ) -> PublishNotice | None: ...

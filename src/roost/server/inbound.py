@@ -17,7 +17,7 @@ from roost.core.topics import (
     is_valid_topic_name,
     parse_shared,
 )
-from roost.dialects.base import PublishErrors
+from roost.dialects.base import PublishErrors, PublishNotice, SubscribeErrors
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
@@ -114,8 +114,10 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         if code < 0x80:
             session.add_awaiting_rel(packet.packet_id or 0)
         conn.send_pubrec(packet.packet_id or 0, code)
-    if refused is not None and isinstance(h.profile.dialect, PublishErrors):
-        _notify_refused(h, h.profile.dialect, packet.topic, refused)
+    dialect = h.profile.dialect
+    if refused is not None and isinstance(dialect, PublishErrors):
+        assert h.client is not None
+        _publish_notice(h, dialect.publish_refused(h.client, packet.topic, refused))
 
 
 def _message(h: ConnectionHandler, packet: Publish, now: float) -> Message:
@@ -167,13 +169,13 @@ def check_quota(
     return None
 
 
-def _notify_refused(h: ConnectionHandler, dialect: PublishErrors, topic: str, code: int) -> None:
-    """The dialect's notice about a refused PUBLISH, published on the topic it names in the
-    client's own form (SmartREST: `s/e`, which the dialect's topic mapping makes the
-    publisher's own); at QoS 2, so each subscription gets it at the QoS it asked for."""
+def _publish_notice(h: ConnectionHandler, notice: PublishNotice | None) -> None:
+    """The dialect's notice about a refused PUBLISH or SUBSCRIBE, published on the topic it
+    names in the client's own form (SmartREST: `s/e`, which the dialect's topic mapping
+    makes the publisher's own; Watson gateways: their `notify` topic); at QoS 2, so each
+    subscription gets it at the QoS it asked for."""
     session = h.session
-    assert h.client is not None and session is not None
-    notice = dialect.publish_refused(h.client, topic, code)
+    assert session is not None
     if notice is None:
         return
     now = h.ctx.clock()
@@ -315,6 +317,12 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
         added.append((entry, existed))
     # The SUBACK goes out before any retained message of the new subscriptions.
     h.conn.send_suback(packet.packet_id, tuple(codes))
+    dialect = h.profile.dialect
+    if isinstance(dialect, SubscribeErrors) and max(codes, default=0) >= 0x80:
+        assert h.client is not None
+        for sub, code in zip(packet.subscriptions, codes, strict=True):
+            if code >= 0x80:
+                _publish_notice(h, dialect.subscribe_refused(h.client, sub.topic_filter, code))
     now = h.ctx.clock()
     for entry, existed in added:
         for delivery in h.ctx.broker.retained_for(session, entry, existed, now):

@@ -109,9 +109,11 @@ class Broker:
         expiry_interval: int,
         now: float,
         device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> tuple[Session, bool]:
         """Start or resume the session of a client that has just connected; `device_id` is
-        the registry device it authenticated as, which owns the session from now on.
+        the registry device it authenticated as, which owns the session from now on;
+        `subscription_qos`: its messages are delivered at the subscription's QoS.
 
         Returns (session, session_present). A pending will of the old connection is cancelled
         when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
@@ -138,6 +140,7 @@ class Broker:
             self._cancel_will(key)
         session.expiry_interval = expiry_interval
         session.device_id = device_id
+        session.subscription_qos = subscription_qos
         if expiry_interval and self.journal is not None:
             session.journal = self.journal
         session.connected = True
@@ -182,6 +185,7 @@ class Broker:
             session.disconnected_at,
             tuple(session.subscriptions.values()),
             session.device_id,
+            session.subscription_qos,
         )
 
     def end_session(self, session: Session, now: float, *, publish_will: bool = True) -> None:
@@ -298,7 +302,7 @@ class Broker:
                 index.delete(topic)
                 self.quotas.of(session.tenant).retained_changed(message, None)
                 continue
-            qos = min(options.qos, message.qos)
+            qos = options.qos if session.subscription_qos else min(options.qos, message.qos)
             # Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8]
             out.append(
                 Delivery(message=message, qos=qos, retain=True, subscription_identifiers=ids)
@@ -328,7 +332,7 @@ class Broker:
             session = sessions.get((tenant, target.client_id))
             if session is None:
                 continue
-            qos = min(target.qos, message.qos)
+            qos = target.qos if session.subscription_qos else min(target.qos, message.qos)
             retain = message.retain and target.retain_as_published
             ids = tuple(target.subscription_identifiers)
             if not session.connected and qos == 0 and session.expiry_interval == 0:
@@ -401,6 +405,7 @@ class Broker:
             )
             session.expiry_interval = stored.expiry_interval
             session.device_id = stored.device_id
+            session.subscription_qos = stored.subscription_qos
             session.disconnected_at = since
             session.journal = self.journal
             for delivery in stored.deliveries:

@@ -103,6 +103,9 @@ class DialectLimits:
     shared_subscriptions: bool = True
     persistent_sessions: bool = True
     will: bool = True
+    # Deliver every message at the QoS of the subscription it matched, not the lower of
+    # that and the message's (SmartREST: "in the QoS the client defined when subscribing").
+    subscription_qos: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

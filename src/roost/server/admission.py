@@ -186,6 +186,7 @@ def authenticate_and_accept(
         negotiated.session_expiry_interval,
         now,
         client.device_id,
+        h.profile.dialect.limits.subscription_qos,
     )
     h.session = session
     ctx.connections[key] = h

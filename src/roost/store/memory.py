@@ -30,6 +30,7 @@ class MemoryStore:
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
         device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> None:
         tenant, client_id = key
         self.sessions[key] = StoredSession(
@@ -39,6 +40,7 @@ class MemoryStore:
             disconnected_at=disconnected_at,
             subscriptions=subscriptions,
             device_id=device_id,
+            subscription_qos=subscription_qos,
         )
 
     def session_deleted(self, key: SessionKey) -> None:

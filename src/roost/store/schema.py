@@ -93,9 +93,11 @@ MIGRATIONS: tuple[str, ...] = (
     END
     """,
     # 2: the registry device that owns a session, so that revoking the device ends its
-    # sessions, offline ones included (NULL: not a registry device).
+    # sessions, offline ones included (NULL: not a registry device); whether its messages
+    # are delivered at the subscription's QoS (a dialect's rule, e.g. SmartREST).
     """
-    ALTER TABLE sessions ADD COLUMN device_id TEXT
+    ALTER TABLE sessions ADD COLUMN device_id TEXT;
+    ALTER TABLE sessions ADD COLUMN subscription_qos INTEGER NOT NULL DEFAULT 0
     """,
 )
 

@@ -30,7 +30,7 @@ APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 .NOTPARALLEL:
 .DEFAULT_GOAL := help
 .PHONY: help venv run deps-system stop-system-mosquitto check format test \
-	paho-suite interop interop-mosquitto clean
+	paho-suite interop interop-mosquitto api-fuzz clean
 
 help:
 	@echo "make run                start Roost on localhost:1883 (Ctrl-C to stop)"
@@ -43,6 +43,7 @@ help:
 	@echo "make interop-mosquitto  the same suite against Debian's mosquitto, for comparison"
 	@echo "make bench              Roost vs mosquitto (and amqtt) benchmark, ~13 min; table in docs/performance.md"
 	@echo "make bench-quick        the same, one short run per cell (~4 min)"
+	@echo "make api-fuzz           schemathesis against the HTTP API's OpenAPI document (~2 min)"
 	@echo "make clean              remove the venv, caches and build output (keeps ./data)"
 
 # --- Python environment -------------------------------------------------------------------
@@ -145,6 +146,13 @@ bench-amqtt:
 # The full run (about 13 minutes): results in bench/results/latest.*, table in docs/performance.md.
 bench: deps-system $(STAMP) bench-amqtt
 	BENCH_AMQTT=$(abspath $(AMQTT_VENV))/bin/amqtt $(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
+
+# schemathesis against the HTTP API's own OpenAPI document (a venv of its own, gitignored).
+SCHEMATHESIS_VENV ?= .venv-schemathesis
+api-fuzz: $(STAMP)
+	@[ -x $(SCHEMATHESIS_VENV)/bin/schemathesis ] || { $(PYTHON) -m venv $(SCHEMATHESIS_VENV) && \
+		$(SCHEMATHESIS_VENV)/bin/pip install --disable-pip-version-check -q 'schemathesis>=4,<5'; }
+	$(BIN)/python scripts/api_fuzz.py --schemathesis $(SCHEMATHESIS_VENV)/bin/schemathesis
 
 # One run per short cell (about 4 minutes): results in bench/results/quick.*.
 bench-quick: deps-system $(STAMP) bench-amqtt

@@ -52,6 +52,7 @@ def roost_config(port: int, durability: str = "", data_dir: str = "") -> str:
         f"max_queued_messages = {MAX_QUEUED_MESSAGES}\n"
         f"max_queued_bytes = {256 * 1024 * 1024}\n"
         "max_keep_alive = 65535\n"
+        "\n[api]\nenabled = false\n"
         "\n[log]\n"
         'level = "WARNING"\n' + store
     )

@@ -40,6 +40,9 @@ DEFAULT_MOSQUITTO = "/usr/sbin/mosquitto"
 # Settings the suite assumes beyond the spec (see docs/interop.md): SUBACK 0x80 for
 # test/nosubscribe, and a Server Keep Alive of exactly 60 when a client asks for 120.
 ROOST_CONFIG = """\
+[api]
+enabled = false
+
 [mqtt]
 max_keep_alive = 60
 refused_topic_filters = ["test/nosubscribe"]

@@ -77,7 +77,9 @@ def main() -> None:
         f"({size / 1e6:.0f} MB) in {time.monotonic() - started:.1f} s"
     )
     config = data_dir / "roost.toml"
-    config.write_text(f'[store]\ndata_dir = "{data_dir}"\n[mqtt]\nmax_queued_messages = 100000\n')
+    config.write_text(
+        f'[store]\ndata_dir = "{data_dir}"\n[api]\nenabled = false\n[mqtt]\nmax_queued_messages = 100000\n'
+    )
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "roost", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 from roost.auth.base import AuthChain
 from roost.config import (
     AclRuleConfig,
+    ApiConfig,
     Config,
     ListenerConfig,
     MQTTConfig,
@@ -24,6 +26,9 @@ from roost.config import (
     validate,
 )
 from roost.server.server import RoostServer
+
+# `roost serve` processes started by tests put their HTTP API on a free port.
+os.environ.setdefault("ROOST_API__PORT", "0")
 
 
 @dataclass
@@ -62,6 +67,7 @@ def start_broker(
     acl: tuple[AclRuleConfig, ...] = (),
     quotas: QuotaConfig | None = None,
     tenant_quotas: tuple[TenantQuotaConfig, ...] = (),
+    api: ApiConfig | None = None,
     **mqtt: Any,
 ) -> BrokerHandle:
     """Start a broker with MQTTConfig overrides, listening on 127.0.0.1 port 0, on the
@@ -70,7 +76,8 @@ def start_broker(
     `listeners` adds listeners (TLS, WebSocket, ...; use port 0) next to the plain TCP
     listener "default"; their ports are in `handle.server.ports[name]`. `registry` and `acl`
     are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md); `quotas` and
-    `tenant_quotas` the `[quotas]` and `[[tenant_quotas]]` (docs/quotas.md)."""
+    `tenant_quotas` the `[quotas]` and `[[tenant_quotas]]` (docs/quotas.md). The HTTP API
+    is off unless `api` is given (use port 0; its port is `handle.server.ports["api"]`)."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0), *listeners),
         mqtt=replace(MQTTConfig(), **mqtt),
@@ -81,6 +88,7 @@ def start_broker(
         acl=acl,
         quotas=quotas or QuotaConfig(),
         tenant_quotas=tenant_quotas,
+        api=api or ApiConfig(enabled=False),
     )
     validate(config)
     server = RoostServer(config, auth=auth)

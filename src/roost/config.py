@@ -127,6 +127,21 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    """The HTTP API (and its OpenAPI document at /api/openapi.json)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8081
+    # The operator key (all tenants). Empty: read or create `<data_dir>/admin.key`.
+    admin_key: str = ""
+    # Largest request body accepted, in bytes.
+    max_request_bytes: int = 1_048_576
+    # Longest a publish or an RPC call may wait, in seconds.
+    max_wait: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AclRuleConfig:
     """One `[[acl]]` rule: allow|deny, publish|subscribe|all, a topic filter pattern."""
 
@@ -176,6 +191,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     acl: tuple[AclRuleConfig, ...] = ()
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
     tenant_quotas: tuple[TenantQuotaConfig, ...] = ()
@@ -199,6 +215,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "registry": RegistryConfig,
     "quotas": QuotaConfig,
+    "api": ApiConfig,
 }
 
 
@@ -385,6 +402,9 @@ def validate(config: Config) -> None:
             "registry.scrypt_n must be a power of two",
         ),
         (config.registry.refresh_interval > 0, "registry.refresh_interval must be > 0"),
+        (0 <= config.api.port <= 65_535, "api.port must be 0..65535"),
+        (config.api.max_request_bytes >= 1024, "api.max_request_bytes must be >= 1024"),
+        (config.api.max_wait > 0, "api.max_wait must be > 0"),
     ]
     checks.extend(quota_checks("quotas", config.quotas))
     for entry in config.tenant_quotas:

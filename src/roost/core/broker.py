@@ -353,6 +353,16 @@ class Broker:
         old = None if index is None else index.get(message.topic)
         return self.quotas.of(message.tenant).may_retain(message, old)
 
+    def clear_retained(self, tenant: str, topic: str) -> bool:
+        """Remove a topic's retained message (an operator's action); True if there was one."""
+        index = self.retained.get(tenant)
+        old = None if index is None else index.get(topic)
+        if index is None or old is None or not index.delete(topic):
+            return False
+        self.quotas.of(tenant).retained_changed(old, None)
+        self.store.retained_deleted(tenant, topic)
+        return True
+
     def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)
         if index is None:

@@ -473,6 +473,17 @@ class Registry:
             self._snap.applications[(tenant, application_id)] = app
         return app
 
+    def applications(self, tenant: str) -> list[Application]:
+        return sorted(
+            (a for (t, _), a in self._snap.applications.items() if t == tenant),
+            key=lambda a: a.application_id,
+        )
+
+    def api_keys(self, tenant: str) -> list[ApiKey]:
+        return sorted(
+            (k for k in self._snap.api_keys.values() if k.tenant == tenant), key=lambda k: k.id
+        )
+
     def add_api_key(self, tenant: str, application_id: str) -> tuple[int, str]:
         """A new API key for the application: (key id, key). Only a salted SHA-256 of the
         key's random part is stored (it has 192 bits of entropy; no slow KDF needed)."""
@@ -503,14 +514,23 @@ class Registry:
             del self._snap.api_keys[key_id]
 
     def check_api_key(self, tenant: str, key: bytes) -> Principal | None:
+        principal = self.api_key_principal(key)
+        if principal is None or principal.tenant != tenant:
+            return None
+        return principal
+
+    def api_key_principal(self, key: bytes) -> Principal | None:
+        """The application owning this API key, whatever its tenant (the key names its
+        own record), if neither the key is revoked nor the application disabled."""
         try:
             prefix, id_text, secret = key.decode().split(".", 2)
             key_id = int(id_text)
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             return None
         record = self._snap.api_keys.get(key_id)
-        if prefix != API_KEY_PREFIX or record is None or record.tenant != tenant:
+        if prefix != API_KEY_PREFIX or record is None:
             return None
+        tenant = record.tenant
         digest = fast_digest(record.secret.salt, secret.encode())
         if not secrets.compare_digest(digest, record.secret.key):
             return None

@@ -7,20 +7,26 @@ import contextlib
 import logging
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from roost import __version__
+from roost.api.auth import admin_key
 from roost.auth.acl import AclAuthorizer, AclRule
 from roost.auth.base import AuthChain
 from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.quotas import Quotas
+from roost.core.session import Session
 from roost.core.store import Committer, Store
 from roost.registry import Registry
 from roost.server.context import ServerContext
 from roost.server.listeners import Listener, start_listeners
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from roost.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +57,13 @@ class RoostServer:
             rules = [AclRule.parse(r.permission, r.action, r.topic) for r in config.acl]
             auth.authorizers.append(AclAuthorizer(rules))
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
+        # The registry is open when it checks credentials or when the API manages it.
         self.registry: Registry | None = None
-        if config.registry.enabled:
+        if config.registry.enabled or config.api.enabled:
             self.registry = Registry.in_data_dir(config.store.data_dir, config.registry.scrypt_n)
+        if config.registry.enabled:
             self.ctx.registry = self.registry
+        self.api: ApiServer | None = None
         self.servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
         self.listeners: list[Listener] = []
@@ -81,6 +90,13 @@ class RoostServer:
             self.ports[listener.name] = listener.port
             if listener.server is not None:
                 self.servers.append(listener.server)
+        if self.config.api.enabled:
+            key = admin_key(self.config.api.admin_key, self.config.store.data_dir)
+            from roost.api.server import ApiServer
+
+            self.api = ApiServer(self, key)
+            await self.api.start()
+            self.ports["api"] = self.api.port
         self._tasks.append(asyncio.create_task(self._tick()))
         self._tasks.append(asyncio.create_task(self._publish_sys()))
         if self.registry is not None:
@@ -92,6 +108,16 @@ class RoostServer:
 
             self.registry.on_revoke(revoked)
             self._tasks.append(asyncio.create_task(self._refresh_registry()))
+
+    def kick(self, session: Session) -> None:
+        """An operator ends a session: its connection gets DISCONNECT 0x98 (no will) and
+        the session is discarded, connected or not."""
+        handler = self.ctx.connections.get(session.key)
+        if handler is not None:
+            log.info("kicking %s/%s", session.tenant, session.client_id)
+            handler.revoke()
+        if self.broker.get_session(*session.key) is session:
+            self.broker.end_session(session, self.ctx.clock())
 
     def revoke_device(self, tenant: str, device_id: str) -> None:
         """Disconnect every connection of a device whose access was revoked and end all its
@@ -200,6 +226,8 @@ class RoostServer:
             listener.reload()
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         for listener in self.listeners:
             listener.close()
         for handler in list(self.ctx.handlers):

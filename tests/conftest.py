@@ -19,8 +19,10 @@ from roost.config import (
     Config,
     ListenerConfig,
     MQTTConfig,
+    QuotaConfig,
     RegistryConfig,
     StoreConfig,
+    TenantQuotaConfig,
     validate,
 )
 from roost.server.server import RoostServer
@@ -63,6 +65,8 @@ def start_broker(
     listeners: tuple[ListenerConfig, ...] = (),
     registry: RegistryConfig | None = None,
     acl: tuple[AclRuleConfig, ...] = (),
+    quotas: QuotaConfig | None = None,
+    tenant_quotas: tuple[TenantQuotaConfig, ...] = (),
     api: ApiConfig | None = None,
     **mqtt: Any,
 ) -> BrokerHandle:
@@ -71,7 +75,8 @@ def start_broker(
 
     `listeners` adds listeners (TLS, WebSocket, ...; use port 0) next to the plain TCP
     listener "default"; their ports are in `handle.server.ports[name]`. `registry` and `acl`
-    are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md). The HTTP API
+    are the `[registry]` section and the `[[acl]]` rules (docs/dialects.md); `quotas` and
+    `tenant_quotas` the `[quotas]` and `[[tenant_quotas]]` (docs/quotas.md). The HTTP API
     is off unless `api` is given (use port 0; its port is `handle.server.ports["api"]`)."""
     config = Config(
         listeners=(ListenerConfig(host="127.0.0.1", port=0), *listeners),
@@ -81,6 +86,8 @@ def start_broker(
         ),
         registry=registry or RegistryConfig(),
         acl=acl,
+        quotas=quotas or QuotaConfig(),
+        tenant_quotas=tenant_quotas,
         api=api or ApiConfig(enabled=False),
     )
     validate(config)

@@ -89,3 +89,44 @@ def test_bad_environment_value_refused() -> None:
         load(None, environ={"ROOST_MQTT__MAX_INFLIGHT": "many"})
     with pytest.raises(ConfigError, match="unknown setting"):
         load(None, environ={"ROOST_MQTT__NOPE": "1"})
+
+
+def test_quotas_and_tenant_overrides(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[quotas]
+max_connections = 100
+publish_rate = 50
+
+[[tenant_quotas]]
+tenant = "acme"
+max_connections = 5
+max_retained_bytes = 1048576
+""",
+    )
+    config = load(path, environ={"ROOST_QUOTAS__MAX_SESSIONS": "200"})
+    assert config.quotas.max_connections == 100 and config.quotas.publish_rate == 50.0
+    acme = config.quotas_of("acme")
+    # The override sets its keys; the others come from [quotas] (after the environment).
+    assert (acme.max_connections, acme.max_retained_bytes) == (5, 1_048_576)
+    assert (acme.publish_rate, acme.max_sessions) == (50.0, 200)
+    assert config.quotas_of("other") == config.quotas
+    assert Config().quotas_of("any").limited is False
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[quotas]\nmax_connections = -1", "quotas.max_connections must be >= 0"),
+        ("[quotas]\nmax_sockets = 1", "unknown setting 'max_sockets'"),
+        ("[[tenant_quotas]]\nmax_sessions = 1", "needs tenant"),
+        ('[[tenant_quotas]]\ntenant = "a"\nfoo = 1', "unknown setting 'foo'"),
+        ('[[tenant_quotas]]\ntenant = "a"\npublish_rate = -2', "publish_rate must be >= 0"),
+        ('[[tenant_quotas]]\ntenant = "a/b"', "tenant must be non-empty"),
+        ('[[tenant_quotas]]\ntenant = "a"\n[[tenant_quotas]]\ntenant = "a"', "a tenant twice"),
+    ],
+)
+def test_invalid_quotas_are_refused_by_name(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text), environ={})

@@ -1,4 +1,5 @@
-"""Command line: `roost serve`, `roost config check`."""
+"""Command line: `roost serve`, `roost config check`, and the registry commands of
+`roost.cli_admin` (`roost tenant|device|credential|app|apikey ...`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from roost import __version__
+from roost.cli_admin import GROUPS
 from roost.config import Config, load
 from roost.errors import ConfigError, RoostError
 
@@ -97,3 +99,7 @@ def config_check(path: Path) -> None:
     click.echo(f"ok: {len(cfg.listeners)} listener(s)")
     for listener in cfg.listeners:
         click.echo(f"  {listener.name}: {listener.transport} {listener.host}:{listener.port}")
+
+
+for _group in GROUPS:
+    main.add_command(_group)

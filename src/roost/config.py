@@ -168,6 +168,35 @@ class StreamDeclaration:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaConfig:
+    """Per-tenant quotas (`[quotas]`, each tenant's own usage; 0 = no limit), on top of the
+    broker-wide limits of `[mqtt]` and the listeners."""
+
+    max_connections: int = 0
+    max_sessions: int = 0
+    max_subscriptions: int = 0
+    max_subscriptions_per_session: int = 0
+    # Inbound PUBLISH packets per second of the whole tenant (token bucket).
+    publish_rate: float = 0.0
+    # PUBLISH packets accepted at once above the rate; 0 = the rate rounded up.
+    publish_burst: int = 0
+    max_retained_messages: int = 0
+    max_retained_bytes: int = 0
+
+    @property
+    def limited(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantQuotaConfig:
+    """One `[[tenant_quotas]]` entry: the `[quotas]` keys it sets for one tenant."""
+
+    tenant: str
+    overrides: tuple[tuple[str, int | float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -182,6 +211,20 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     acl: tuple[AclRuleConfig, ...] = ()
     streams: tuple[StreamDeclaration, ...] = ()
+    quotas: QuotaConfig = field(default_factory=QuotaConfig)
+    tenant_quotas: tuple[TenantQuotaConfig, ...] = ()
+
+    def quotas_of(self, tenant: str) -> QuotaConfig:
+        """The quotas of one tenant: `[quotas]` with its `[[tenant_quotas]]` applied."""
+        for entry in self.tenant_quotas:
+            if entry.tenant == tenant:
+                overrides: dict[str, Any] = dict(entry.overrides)
+                return replace(self.quotas, **overrides)
+        return self.quotas
+
+    def quota_tenants(self) -> tuple[str, ...]:
+        """The tenants with `[[tenant_quotas]]`, and "" for everyone else (`[quotas]`)."""
+        return ("", *(entry.tenant for entry in self.tenant_quotas))
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -189,6 +232,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "store": StoreConfig,
     "log": LogConfig,
     "registry": RegistryConfig,
+    "quotas": QuotaConfig,
     "api": ApiConfig,
 }
 
@@ -243,7 +287,7 @@ def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from parsed TOML."""
-    known = {"listeners", "acl", "streams", *_SECTIONS}
+    known = {"listeners", "acl", "streams", "tenant_quotas", *_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown section {key!r}")
@@ -272,9 +316,36 @@ def from_dict(data: dict[str, Any]) -> Config:
     declared = tuple(
         _build(StreamDeclaration, item, f"[[streams]] #{i}") for i, item in enumerate(streams)
     )
-    config = Config(listeners=listener_configs, acl=acl_rules, streams=declared, **sections)
+    config = Config(
+        listeners=listener_configs,
+        acl=acl_rules,
+        streams=declared,
+        tenant_quotas=_tenant_quotas(data.get("tenant_quotas", [])),
+        **sections,
+    )
     validate(config)
     return config
+
+
+def _tenant_quotas(items: Any) -> tuple[TenantQuotaConfig, ...]:
+    """`[[tenant_quotas]]`: a tenant and the `[quotas]` keys it overrides."""
+    if not isinstance(items, list):
+        raise ConfigError("[[tenant_quotas]] must be an array of tables")
+    known = {f.name for f in fields(QuotaConfig)}
+    out = []
+    for i, item in enumerate(items):
+        where = f"[[tenant_quotas]] #{i}"
+        if not isinstance(item, dict) or not isinstance(item.get("tenant"), str):
+            raise ConfigError(f'{where}: needs tenant = "<tenant id>"')
+        overrides = []
+        for key, value in item.items():
+            if key == "tenant":
+                continue
+            if key not in known:
+                raise ConfigError(f"{where}: unknown setting {key!r}")
+            overrides.append((key, _coerce(QuotaConfig, key, value, where)))
+        out.append(TenantQuotaConfig(tenant=item["tenant"], overrides=tuple(overrides)))
+    return tuple(out)
 
 
 def apply_env(config: Config, environ: dict[str, str] | None = None) -> Config:
@@ -360,6 +431,18 @@ def validate(config: Config) -> None:
         (config.api.max_request_bytes >= 1024, "api.max_request_bytes must be >= 1024"),
         (config.api.max_wait > 0, "api.max_wait must be > 0"),
     ]
+    checks.extend(quota_checks("quotas", config.quotas))
+    for entry in config.tenant_quotas:
+        where = f"tenant_quotas {entry.tenant!r}"
+        checks.append(
+            (
+                bool(entry.tenant) and not set(entry.tenant) & set("/+#"),
+                f"{where}: tenant must be non-empty, without / + #",
+            )
+        )
+        checks.extend(quota_checks(where, config.quotas_of(entry.tenant)))
+    tenants = [entry.tenant for entry in config.tenant_quotas]
+    checks.append((len(set(tenants)) == len(tenants), "[[tenant_quotas]]: a tenant twice"))
     for i, rule in enumerate(config.acl):
         try:
             AclRule.parse(rule.permission, rule.action, rule.topic)
@@ -453,3 +536,11 @@ def listener_checks(listener: ListenerConfig) -> list[tuple[bool, str]]:
         ),
     ]
     return checks
+
+
+def quota_checks(where: str, quotas: QuotaConfig) -> list[tuple[bool, str]]:
+    """Every quota is >= 0 (0 = no limit)."""
+    return [
+        (getattr(quotas, f.name) >= 0, f"{where}.{f.name} must be >= 0 (0 = no limit)")
+        for f in fields(quotas)
+    ]

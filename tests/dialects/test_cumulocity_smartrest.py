@@ -113,8 +113,7 @@ def test_uniqueness_determined_only_by_device_identifier(sr, clients, version):
 
 @VERSIONS
 def test_all_3_levels_of_qos_supported(sr, clients, version):
-    """QoS 0, 1 and 2 upstream, and operations "in the QoS the client defined when
-    subscribing" (the QoS they were published with, up to it)."""
+    """QoS 0, 1 and 2 upstream; downstream see the next test."""
     devices, apps = sr
     watcher = app(clients, apps, "watch", version)
     assert watcher.subscribe("smartrest/dev42/s/us", 2) == [2]
@@ -131,10 +130,65 @@ def test_all_3_levels_of_qos_supported(sr, clients, version):
             f"200,{qos}".encode(),
             qos,
         )
-    for qos in (0, 1, 2):
-        watcher.publish("smartrest/dev42/s/ds", f"510,dev42,{qos}".encode(), qos)
-        got = dev.expect_message()
-        assert (got.topic, got.qos) == ("s/ds", qos)
+
+
+@VERSIONS
+def test_operations_delivered_in_the_qos_defined_when_subscribing(sr, clients, version):
+    """ "For subscriptions to the operation or error topics we will deliver all messages in
+    the QoS the client defined when subscribing to the topic": whatever QoS an operation
+    was published with, not the lower of the two as plain MQTT does [MQTT-3.8.4-8]."""
+    devices, apps = sr
+    ops = app(clients, apps, "ops", version)
+    for subscribed in (0, 1, 2):
+        dev = connected(clients, devices, "d:dev42", version)
+        assert dev.subscribe("s/ds", subscribed) == [subscribed]
+        for published in (0, 1, 2):
+            ops.publish("smartrest/dev42/s/ds", f"510,dev42,{published}".encode(), published)
+            got = dev.expect_message()
+            assert (got.topic, got.qos) == ("s/ds", subscribed), (subscribed, published)
+        dev.disconnect()
+
+
+def test_operation_qos_kept_for_a_persistent_session_across_restart(clients, tmp_path):
+    """An offline device's persistent session keeps the rule through a restart: an operation
+    published at QoS 0 meanwhile is queued (and stored) at the QoS 1 it subscribed with."""
+
+    def start() -> BrokerHandle:
+        return platform(
+            dialect_listener("sr", "cumulocity-smartrest"),
+            dialect_listener("app", "generic", tenant="t1"),
+            allow_anonymous=True,
+            data_dir=str(tmp_path),
+        )
+
+    handle = start()
+    registry = registry_of(handle)
+    registry.add_tenant("t1")
+    registry.add_device("t1", "dev42")
+    registry.add_password("t1", "dev42", "dev42", PASSWORD)
+    dev = device(clients, at(handle, "sr"), "dev42", V311, clean_session=False)
+    dev.connect()
+    dev.subscribe("s/ds", 1)
+    dev.disconnect()
+    handle.stop()
+    handle = start()
+    try:
+        ops = app(clients, at(handle, "app"), "ops", V5)
+        assert ops.publish("smartrest/dev42/s/ds", b"511,dev42,reboot", 0) == 0
+        wait_until(
+            lambda: handle.call(
+                lambda: handle.server.broker.sessions[("t1", "dev42")].message_count() == 1
+            ),
+            what="operation queued",
+        )
+        handle.stop()
+        handle = start()  # a QoS 0 delivery would not have been stored
+        again = device(clients, at(handle, "sr"), "dev42", V311, clean_session=False)
+        assert again.connect().session_present
+        got = again.expect_message()
+        assert (got.topic, got.payload, got.qos) == ("s/ds", b"511,dev42,reboot", 1)
+    finally:
+        handle.stop()
 
 
 # -- MQTT Clean Session ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ sockets."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -28,7 +29,8 @@ class Watson:
 @pytest.fixture
 def watson() -> Iterator[Watson]:
     """A broker whose listener "watson" speaks Watson IoT; org1 with devices sensor:dev1,
-    sensor:dev2 (one token each) and application app1 (one API key); org2 with sensor:dev1."""
+    sensor:dev2, the gateway gw:gw1 (one token each) and application app1 (one API key);
+    org2 with sensor:dev1."""
     handle = platform(dialect_listener("watson", "watson"))
     registry = registry_of(handle)
     tokens: dict[str, str] = {}
@@ -37,6 +39,8 @@ def watson() -> Iterator[Watson]:
         for device in ("dev1", "dev2") if org == "org1" else ("dev1",):
             registry.add_device(org, f"sensor:{device}", type="sensor")
             tokens[f"{org}:{device}"] = registry.add_token(org, f"sensor:{device}")[1]
+    registry.add_device("org1", "gw:gw1", type="gw")
+    tokens["org1:gw1"] = registry.add_token("org1", "gw:gw1")[1]
     registry.add_application("org1", "app1")
     api_key = registry.add_api_key("org1", "app1")[1]
     yield Watson(at(handle, "watson"), tokens, api_key)
@@ -109,7 +113,8 @@ def test_client_id_d_org_id_device_type_device_id(watson, clients, version):
         "d:org1:sensor:dev/1",
         f"d:org1:{'x' * 37}:dev1",
         "D:org1:sensor:dev1",
-        "g:org1:sensor:dev1",
+        "g:org1:gw",
+        "g:quickstart:gw:gw1",
     ):
         bad = clients(
             watson.handle, client_id, username="use-token-auth", password="x", version=version
@@ -385,3 +390,132 @@ def test_quickstart_over_1_message_per_second_discarded(watson, clients, version
     time.sleep(1.05)
     dev.publish("iot-2/evt/tick/fmt/text", b"later")
     assert app.expect_message().payload == b"later"
+
+
+# -- Gateways ------------------------------------------------------------------------------
+# Not in the seed, which covers devices: IBM's "MQTT connectivity for gateways" documents
+# them, and these tests are named after its statements.
+
+GW_NOTIFY = "iot-2/type/gw/id/gw1/notify"
+
+
+def gateway(clients: Clients, w: Watson, version: int, token: str | None = None) -> Client:
+    c = clients(
+        w.handle,
+        "g:org1:gw:gw1",
+        username="use-token-auth",
+        password=token or w.tokens["org1:gw1"],
+        version=version,
+    )
+    c.connect()
+    return c
+
+
+@VERSIONS
+def test_gateway_client_id_g_org_type_id_with_token_auth(watson, clients, version):
+    """Gateways connect as `g:orgId:typeId:deviceId`; "The user name is the same value for
+    all gateways: use-token-auth", the password the gateway's token. A wrong token or
+    username: 0x87 (3.1.1 0x05); no gateways in Quickstart (0x85 / 0x02)."""
+    assert gateway(clients, watson, version).connack is not None
+    for user, password in (("use-token-auth", "wrong"), ("gw1", watson.tokens["org1:gw1"])):
+        bad = clients(
+            watson.handle, "g:org1:gw:gw1", username=user, password=password, version=version
+        )
+        assert bad.connect(expect_success=False).reason_code == 0x87
+    # Another device's token is not the gateway's.
+    other = clients(
+        watson.handle,
+        "g:org1:gw:gw1",
+        username="use-token-auth",
+        password=watson.tokens["org1:dev1"],
+        version=version,
+    )
+    assert other.connect(expect_success=False).reason_code == 0x87
+
+
+@VERSIONS
+def test_gateway_publishes_events_from_itself_and_on_behalf_of_devices(watson, clients, version):
+    """ "A gateway can publish events from itself and on behalf of any device that is
+    connected through the gateway" on iot-2/type/typeId/id/deviceId/evt/eventId/fmt/format;
+    not the device form, not commands."""
+    app = application(clients, watson, V5)
+    app.subscribe(EVENTS, qos=1)
+    gw = gateway(clients, watson, version)
+    assert gw.publish("iot-2/type/gw/id/gw1/evt/status/fmt/json", b"gw", qos=1) == 0
+    assert gw.publish("iot-2/type/sensor/id/dev9/evt/status/fmt/json", b"dev9", qos=1) == 0
+    got = [(m.topic, m.payload) for m in app.expect_messages(2)]
+    assert got == [
+        ("iot-2/type/gw/id/gw1/evt/status/fmt/json", b"gw"),
+        ("iot-2/type/sensor/id/dev9/evt/status/fmt/json", b"dev9"),
+    ]
+    for topic in (
+        "iot-2/evt/status/fmt/json",
+        "iot-2/type/sensor/id/dev1/cmd/reboot/fmt/json",
+        "iot-2/type/sensor/id/dev1/evt/status",
+    ):
+        assert gw.publish(topic, b"x", qos=1) == (0x87 if version == V5 else 0), topic
+    app.expect_no_message()
+
+
+@VERSIONS
+def test_gateway_subscribes_to_commands_for_itself_and_devices(watson, clients, version):
+    """ "A gateway can subscribe to commands that are directed at the gateway itself and to
+    any device in the organization" on iot-2/type/typeId/id/deviceId/cmd/commandId/fmt/format,
+    `+` allowed for typeId, deviceId, commandId and formatString; not to events."""
+    gw = gateway(clients, watson, version)
+    assert gw.subscribe("iot-2/type/gw/id/gw1/cmd/+/fmt/+", qos=1) == [1]
+    assert gw.subscribe("iot-2/type/sensor/id/+/cmd/+/fmt/+", qos=1) == [1]
+    for topic_filter in (EVENTS, "iot-2/cmd/+/fmt/+", "iot-2/type/#", "#"):
+        assert gw.subscribe(topic_filter) == [refused_code(version)], topic_filter
+    dev1 = device(clients, watson, version)
+    dev1.subscribe("iot-2/cmd/+/fmt/+", qos=1)
+    app = application(clients, watson, version)
+    app.publish("iot-2/type/gw/id/gw1/cmd/restart/fmt/json", b"gw", qos=1)
+    assert gw.expect_message().topic == "iot-2/type/gw/id/gw1/cmd/restart/fmt/json"
+    app.publish("iot-2/type/sensor/id/dev1/cmd/reboot/fmt/json", b"d1", qos=1)
+    assert gw.expect_message().topic == "iot-2/type/sensor/id/dev1/cmd/reboot/fmt/json"
+    # The device behind it, connected on its own, gets its command too, in its own form.
+    assert dev1.expect_message().topic == "iot-2/cmd/reboot/fmt/json"
+
+
+@VERSIONS
+def test_gateway_notifications_on_refused_publish_and_subscribe(watson, clients, version):
+    """ "When errors occur during the validation of the publish or subscribe topic ... a
+    notification is sent to the gateway" on iot-2/type/typeId/id/deviceId/notify, JSON with
+    Request (publish or subscribe), Time, Topic, Type, Id, Client, RC and Message."""
+    gw = gateway(clients, watson, version)
+    assert gw.subscribe(GW_NOTIFY, qos=1) == [1]
+    assert gw.subscribe("iot-2/type/gw/id/gw2/notify") == [refused_code(version)]
+    first = json.loads(gw.expect_message().payload)
+    assert (first["Request"], first["Topic"], first["Id"]) == (
+        "subscribe",
+        "iot-2/type/gw/id/gw2/notify",
+        "gw2",
+    )
+    gw.publish("iot-2/type/sensor/id/dev1/cmd/reboot/fmt/json", b"x", qos=1)
+    notice = gw.expect_message()
+    assert notice.topic == GW_NOTIFY
+    body = json.loads(notice.payload)
+    assert set(body) == {"Request", "Time", "Topic", "Type", "Id", "Client", "RC", "Message"}
+    assert body["Request"] == "publish"
+    assert (body["Type"], body["Id"]) == ("sensor", "dev1")
+    assert body["Client"] == "g:org1:gw:gw1" and body["RC"] == 0x87
+    # An accepted PUBLISH makes no notification.
+    gw.publish("iot-2/type/gw/id/gw1/evt/ok/fmt/json", b"{}", qos=1)
+    gw.expect_no_message()
+
+
+@VERSIONS
+def test_managed_gateway_iotdm_requests_and_iotdevice_responses(watson, clients, version):
+    """A managed gateway subscribes to iotdm-1/type/typeId/id/deviceId/# for itself and its
+    devices (`+` allowed) and publishes responses on iotdevice-1/type/typeId/id/deviceId/..."""
+    gw = gateway(clients, watson, version)
+    assert gw.subscribe("iotdm-1/type/+/id/+/#", qos=1) == [1]
+    app = application(clients, watson, version)
+    app.subscribe("iotdevice-1/type/+/id/+/#", qos=1)
+    app.publish("iotdm-1/type/sensor/id/dev7/mgmt/initiate/device/reboot", b'{"reqId":"r"}', 1)
+    assert gw.expect_message().topic == "iotdm-1/type/sensor/id/dev7/mgmt/initiate/device/reboot"
+    assert gw.publish("iotdevice-1/type/sensor/id/dev7/response", b'{"rc":202}', qos=1) == 0
+    assert app.expect_message().topic == "iotdevice-1/type/sensor/id/dev7/response"
+    refused = gw.publish("iotdevice-1/type/sensor/id/dev7/response", b"{}", qos=1, retain=True)
+    assert refused == (0x87 if version == V5 else 0)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from roost.config import MQTTConfig
 from roost.core.message import Delivery, Message
+from roost.core.quotas import Quotas, no_quotas
 from roost.core.retained import RetainedIndex
 from roost.core.router import STRATEGIES, Router
 from roost.core.session import Session, SessionKey, SessionSubscription
@@ -57,7 +58,13 @@ class _Timer:
 class Broker:
     """All sessions, subscriptions and retained messages of every tenant."""
 
-    def __init__(self, config: MQTTConfig, store: Store, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        config: MQTTConfig,
+        store: Store,
+        journal: Journal | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         # Per-message durability for persistent sessions (None: memory durability).
@@ -67,6 +74,9 @@ class Broker:
         self.retained: dict[str, RetainedIndex[Message]] = {}
         self.wills: dict[SessionKey, PendingWill] = {}
         self.stats = BrokerStats()
+        # Per-tenant usage (connections, sessions, subscriptions, retained bytes), always
+        # counted; limits are checked where `quotas.enabled`.
+        self.quotas = quotas or no_quotas()
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._strategy = STRATEGIES[config.shared_subscription_strategy]
@@ -92,9 +102,18 @@ class Broker:
         return self.sessions.get((tenant, client_id))
 
     def open_session(
-        self, tenant: str, client_id: str, clean_start: bool, expiry_interval: int, now: float
+        self,
+        tenant: str,
+        client_id: str,
+        clean_start: bool,
+        expiry_interval: int,
+        now: float,
+        device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> tuple[Session, bool]:
-        """Start or resume the session of a client that has just connected.
+        """Start or resume the session of a client that has just connected; `device_id` is
+        the registry device it authenticated as, which owns the session from now on;
+        `subscription_qos`: its messages are delivered at the subscription's QoS.
 
         Returns (session, session_present). A pending will of the old connection is cancelled
         when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
@@ -115,10 +134,13 @@ class Broker:
                 max_in_memory=self.config.max_queued_in_memory,
             )
             self.sessions[key] = session
+            self.quotas.of(tenant).sessions += 1
         else:
             session = existing
             self._cancel_will(key)
         session.expiry_interval = expiry_interval
+        session.device_id = device_id
+        session.subscription_qos = subscription_qos
         if expiry_interval and self.journal is not None:
             session.journal = self.journal
         session.connected = True
@@ -126,6 +148,7 @@ class Broker:
         if expiry_interval:
             self._save(session)
         self.stats.clients_connected += 1
+        self.quotas.of(tenant).connections += 1
         self.stats.connections_total += 1
         self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
         return session, present
@@ -139,6 +162,7 @@ class Broker:
         session.wake = None
         session.disconnected_at = now
         self.stats.clients_connected -= 1
+        self.quotas.of(session.tenant).connections -= 1
         if will is not None:
             if will_delay <= 0:
                 self._publish_will(will, now)
@@ -160,22 +184,39 @@ class Broker:
             session.expiry_interval,
             session.disconnected_at,
             tuple(session.subscriptions.values()),
+            session.device_id,
+            session.subscription_qos,
         )
 
-    def end_session(self, session: Session, now: float) -> None:
-        """Discard a session; a pending will is published now [MQTT-3.1.2-8]."""
+    def end_session(self, session: Session, now: float, *, publish_will: bool = True) -> None:
+        """Discard a session: its subscriptions, queued and inflight messages, here and in
+        the store; a pending will is published now [MQTT-3.1.2-8] unless `publish_will` is
+        False (the device was revoked: nothing more on its behalf)."""
         pending = self._cancel_will(session.key)
-        if pending is not None:
+        if pending is not None and publish_will:
             self._publish_will(pending.message, now)
         router = self.routers.get(session.tenant)
         if router is not None:
             for topic_filter in session.subscriptions:
                 router.remove(session.client_id, topic_filter)
+        usage = self.quotas.of(session.tenant)
+        usage.subscriptions -= len(session.subscriptions)
         session.subscriptions.clear()
         session.clear_messages()
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
+            usage.sessions -= 1
             self.store.session_deleted(session.key)
+
+    def end_device_sessions(self, tenant: str, device_id: str, now: float) -> int:
+        """End every session of a revoked registry device, connected or not, without
+        publishing its wills. The caller closes live connections first. Returns how many."""
+        ended = [
+            s for s in self.sessions.values() if s.device_id == device_id and s.tenant == tenant
+        ]
+        for session in ended:
+            self.end_session(session, now, publish_will=False)
+        return len(ended)
 
     def _cancel_will(self, key: SessionKey) -> PendingWill | None:
         pending = self.wills.pop(key, None)
@@ -220,6 +261,8 @@ class Broker:
     def subscribe(self, session: Session, subscription: SessionSubscription) -> bool:
         """Add or replace a subscription [MQTT-3.8.4-3]. Returns True if it existed."""
         existed = subscription.topic_filter in session.subscriptions
+        if not existed:
+            self.quotas.of(session.tenant).subscriptions += 1
         session.subscriptions[subscription.topic_filter] = subscription
         self.router(session.tenant).add(session.client_id, subscription)
         if session.expiry_interval:
@@ -229,6 +272,7 @@ class Broker:
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
+        self.quotas.of(session.tenant).subscriptions -= 1
         self.router(session.tenant).remove(session.client_id, topic_filter)
         if session.expiry_interval:
             self._save(session)
@@ -256,8 +300,9 @@ class Broker:
         for topic, message in index.match(subscription.topic_filter):
             if message.expired(now):
                 index.delete(topic)
+                self.quotas.of(session.tenant).retained_changed(message, None)
                 continue
-            qos = min(options.qos, message.qos)
+            qos = options.qos if session.subscription_qos else min(options.qos, message.qos)
             # Retained messages sent on subscribe carry RETAIN=1 [MQTT-3.3.1-8]
             out.append(
                 Delivery(message=message, qos=qos, retain=True, subscription_identifiers=ids)
@@ -296,7 +341,7 @@ class Broker:
             session = sessions.get((tenant, target.client_id))
             if session is None:
                 continue
-            qos = min(target.qos, message.qos)
+            qos = target.qos if session.subscription_qos else min(target.qos, message.qos)
             retain = message.retain and target.retain_as_published
             ids = tuple(target.subscription_identifiers)
             if not session.connected and qos == 0 and session.expiry_interval == 0:
@@ -309,11 +354,21 @@ class Broker:
             self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
         return delivered
 
+    def may_retain(self, message: Message) -> bool:
+        """Whether retaining `message` stays within its tenant's retained quota."""
+        if not self.quotas.enabled or not message.payload:
+            return True
+        index = self.retained.get(message.tenant)
+        old = None if index is None else index.get(message.topic)
+        return self.quotas.of(message.tenant).may_retain(message, old)
+
     def clear_retained(self, tenant: str, topic: str) -> bool:
         """Remove a topic's retained message (an operator's action); True if there was one."""
         index = self.retained.get(tenant)
-        if index is None or not index.delete(topic):
+        old = None if index is None else index.get(topic)
+        if index is None or old is None or not index.delete(topic):
             return False
+        self.quotas.of(tenant).retained_changed(old, None)
         self.store.retained_deleted(tenant, topic)
         return True
 
@@ -321,17 +376,25 @@ class Broker:
         index = self.retained.get(message.tenant)
         if index is None:
             index = self.retained[message.tenant] = RetainedIndex()
+        usage = self.quotas.of(message.tenant)
+        old = index.get(message.topic)
         if not message.payload:
             # A retained PUBLISH with an empty payload removes the retained message.
-            if index.delete(message.topic) and persist:
-                self.store.retained_deleted(message.tenant, message.topic)
-        elif index.get(message.topic) is not None or len(index) < self.config.max_retained_messages:
+            if old is not None and index.delete(message.topic):
+                usage.retained_changed(old, None)
+                if persist:
+                    self.store.retained_deleted(message.tenant, message.topic)
+        elif (
+            old is None and len(index) >= self.config.max_retained_messages
+        ) or not self.may_retain(message):
+            self.stats.messages_dropped += 1
+            usage.refused_retained += 1
+            log.warning("retained message on %r refused: retained quota", message.topic)
+        else:
             index.set(message.topic, message)
+            usage.retained_changed(old, message)
             if persist:
                 self.store.retained_set(message)
-        else:
-            self.stats.messages_dropped += 1
-            log.warning("retained message on %r refused: max_retained_messages", message.topic)
 
     def restore(self, snapshot: StoreSnapshot, now: float) -> None:
         """Rebuild sessions, subscriptions and retained messages from a store snapshot;
@@ -344,6 +407,7 @@ class Broker:
             if index is None:
                 index = self.retained[message.tenant] = RetainedIndex()
             index.set(message.topic, message)
+            self.quotas.of(message.tenant).retained_changed(None, message)
         for stored in snapshot.sessions:
             key = (stored.tenant, stored.client_id)
             since = stored.disconnected_at if stored.disconnected_at is not None else now
@@ -359,6 +423,8 @@ class Broker:
                 max_in_memory=self.config.max_queued_in_memory,
             )
             session.expiry_interval = stored.expiry_interval
+            session.device_id = stored.device_id
+            session.subscription_qos = stored.subscription_qos
             session.disconnected_at = since
             session.journal = self.journal
             for delivery in stored.deliveries:
@@ -371,6 +437,9 @@ class Broker:
             session.spilled_bytes = stored.spilled_bytes
             session.awaiting_rel.update(stored.awaiting_rel)
             self.sessions[key] = session
+            usage = self.quotas.of(stored.tenant)
+            usage.sessions += 1
+            usage.subscriptions += len(stored.subscriptions)
             router = self.router(stored.tenant)
             for subscription in stored.subscriptions:
                 session.subscriptions[subscription.topic_filter] = subscription

@@ -41,6 +41,7 @@ class Session:
         "awaiting_rel",
         "client_id",
         "connected",
+        "device_id",
         "disconnected_at",
         "expiry_interval",
         "inflight",
@@ -58,6 +59,7 @@ class Session:
         "spilled",
         "spilled_bytes",
         "stats",
+        "subscription_qos",
         "subscriptions",
         "tenant",
         "wake",
@@ -76,6 +78,11 @@ class Session:
         self.tenant = tenant
         self.client_id = client_id
         self.key: SessionKey = (tenant, client_id)
+        # The registry device of the client that opened it last (None: not a device).
+        self.device_id: str | None = None
+        # Messages are delivered at the subscription's QoS, whatever the message's (a
+        # dialect's rule: SmartREST operations); else at the lower of the two [MQTT-3.8.4-8].
+        self.subscription_qos = False
         self.subscriptions: dict[str, SessionSubscription] = {}
         self.expiry_interval = 0
         self.inflight: dict[int, Delivery] = {}

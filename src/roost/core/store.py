@@ -23,6 +23,10 @@ class StoredSession:
     client_id: str
     expiry_interval: int
     disconnected_at: float | None
+    # The registry device the session belongs to (revoking it ends the session).
+    device_id: str | None = None
+    # Deliveries at the subscription's QoS rather than the lower of it and the message's.
+    subscription_qos: bool = False
     subscriptions: tuple[SessionSubscription, ...] = ()
     # Outbound messages, queued or inflight, in delivery order (durable stores only).
     deliveries: tuple[Delivery, ...] = ()
@@ -58,6 +62,8 @@ class Store(Protocol):
         expiry_interval: int,
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
+        device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> None: ...
 
     def session_deleted(self, key: SessionKey) -> None: ...

@@ -197,7 +197,7 @@ class AlibabaDialect:
     __slots__ = ()
 
     name = "alibaba"
-    limits = DialectLimits(maximum_qos=1, subscription_qos=False)
+    limits = DialectLimits(maximum_qos=1, honour_subscription_qos=False)
 
     # -- CONNECT --------------------------------------------------------------------------
 

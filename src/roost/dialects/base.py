@@ -51,7 +51,7 @@ How the dialects still to come map onto this interface:
   ``check_subscribe`` against the device's own key and name; ``$share`` names of
   letters, digits and ``_``; at most 20 user properties. Done: ``roost.dialects.alibaba``
   (will and retain allowed for 5.0 only, so checked per version in the dialect rather than
-  in ``limits``; ``limits.subscription_qos`` False; property and share-name rules through
+  in ``limits``; ``limits.honour_subscription_qos`` False; property and share-name rules through
   ``PacketRules``; sessions keyed on the device name; RRPC in ``roost.server.rrpc``).
 - ``watson``: client id ``d:<org>:<type>:<id>`` (type and id up to 36 of
   ``[A-Za-z0-9_.-]``), tenant = org id (``quickstart`` anonymous, QoS 0 only, no
@@ -107,8 +107,11 @@ class DialectLimits:
     persistent_sessions: bool = True
     will: bool = True
     # False: the QoS a subscription asks for is not honoured; every accepted subscription
-    # is granted `maximum_qos`, so a message is delivered at the QoS its sender chose.
-    subscription_qos: bool = True
+    # is granted `maximum_qos`, so a message is delivered at the QoS its sender chose (Alibaba).
+    honour_subscription_qos: bool = True
+    # Deliver every message at the QoS of the subscription it matched, not the lower of
+    # that and the message's (SmartREST: "in the QoS the client defined when subscribing").
+    subscription_qos: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,3 +225,13 @@ class PacketRules(Protocol):
     def check_share_name(self, client: ClientInfo, share_name: str) -> int | None:
         """The ShareName of a `$share/<ShareName>/<filter>` subscription."""
         ...
+
+
+@runtime_checkable
+class SubscribeErrors(Protocol):
+    """Implemented by a dialect that tells a client about its refused subscriptions (Watson
+    gateways: a notification on their `notify` topic), after the SUBACK."""
+
+    def subscribe_refused(
+        self, client: ClientInfo, topic_filter: str, reason_code: int
+    ) -> PublishNotice | None: ...

@@ -117,7 +117,10 @@ class CumulocitySmartRestDialect:
     - connectionType `d` only; a client id of more than three parts, an empty identifier or
       one holding `/`, `+`, `#` is refused (0x02 / v5 0x85).
     - A will is dropped at CONNECT (the CONNECT is accepted; nothing is published).
-    - Credentials are checked as in `cumulocity-connect` (0x05 / v5 0x87)."""
+    - Credentials are checked as in `cumulocity-connect` (0x05 / v5 0x87).
+    - Everything a device subscribed to (operations, errors, templates: the only topics it
+      may subscribe to) is delivered at the subscription's QoS, also when it was published
+      with a lower one."""
 
     __slots__ = ()
 
@@ -128,6 +131,7 @@ class CumulocitySmartRestDialect:
         wildcard_subscriptions=False,
         shared_subscriptions=False,
         persistent_sessions=True,
+        subscription_qos=True,
     )
 
     def check_connect(self, connect: Connect) -> Connect | Refusal:

@@ -3,6 +3,8 @@
 Clients:
 - devices ``d:<org>:<type>:<id>``, username ``use-token-auth``, password a device token of
   the registry device ``<type>:<id>`` in tenant ``<org>``;
+- gateways ``g:<org>:<type>:<id>``, authenticated like devices (IBM's gateway
+  documentation, "MQTT connectivity for gateways": the seed covers devices only);
 - applications ``a:<org>:<appId>``, password an API key of the tenant (the username, where
   the platform put the key's name, is not checked);
 - in the org ``quickstart``: no authentication, QoS 0 only, no commands, no device
@@ -14,7 +16,10 @@ device (``iot-2/type/<t>/id/<i>/evt|cmd/...``). Roost routes every message under
 application form (canonical): the device's topics and filters are rewritten inbound by
 inserting ``type/<t>/id/<i>/`` after the first level, and deliveries to the device have it
 taken out again (``TopicMapping``). So an event is one message whichever side looks at it,
-and a device cannot even name another device's commands.
+and a device cannot even name another device's commands. Gateways speak the application
+form: they publish events and subscribe to commands for themselves and, as IBM's gateways
+without a resource group, for any device of their org; errors in their topics are
+reported on their own ``iot-2/type/<t>/id/<i>/notify``.
 
 Device management (Roost's reading of the seed, whose platform side is IBM's own service):
 an application sends requests to a managed device on ``iotdm-1/type/<t>/id/<i>/...`` (the
@@ -24,19 +29,27 @@ device sees ``iotdm-1/...``) and reads its responses on ``iotdevice-1/type/<t>/i
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import replace
 
 from roost.auth.base import ClientInfo
 from roost.auth.credentials import CredentialStore
-from roost.dialects.base import Admission, ClientTopics, DialectLimits, Refusal
+from roost.dialects.base import (
+    Admission,
+    ClientTopics,
+    DialectLimits,
+    PublishNotice,
+    Refusal,
+)
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Connect
 
 # "The maximum length is 36 characters ... a-z, A-Z, 0-9, dashes, underscores, dots."
 _PART = r"[A-Za-z0-9_.\-]{1,36}"
 _DEVICE_ID = re.compile(rf"d:({_PART}):({_PART}):({_PART})", re.ASCII)
+_GATEWAY_ID = re.compile(rf"g:({_PART}):({_PART}):({_PART})", re.ASCII)
 _APPLICATION_ID = re.compile(rf"a:({_PART}):({_PART})", re.ASCII)
 # "The message payload is limited to a maximum of 131072 bytes."
 MAX_PAYLOAD_SIZE = 131_072
@@ -50,6 +63,7 @@ _RATE_TABLE_PURGE = 4096
 EVENTS = "iot-2"
 DM_REQUESTS = "iotdm-1"
 DM_RESPONSES = "iotdevice-1"
+NOTIFY = "notify"
 _MAPPED = (EVENTS, DM_REQUESTS, DM_RESPONSES)
 
 
@@ -102,6 +116,34 @@ def _application_topic(levels: list[str], kinds: tuple[str, ...], wildcard: bool
     )
 
 
+def _gateway_may_publish(levels: list[str], qos: int, retain: bool) -> bool:
+    """Events of its own or of a device behind it; as a managed gateway, device-management
+    messages on `iotdevice-1/type/<t>/id/<i>/...` at QoS 0 or 1, never retained."""
+    if _application_topic(levels, ("evt",), False):
+        return True
+    return _application_dm(levels, DM_RESPONSES, False) and qos <= 1 and not retain
+
+
+def _gateway_may_subscribe(levels: list[str], own: tuple[str, str]) -> bool:
+    """Commands of any device (`+` in type, id, command, format), device-management requests
+    `iotdm-1/type/<t>/id/<i>/#`, and its own notification topic."""
+    return (
+        _application_topic(levels, ("cmd",), True)
+        or _application_dm(levels, DM_REQUESTS, True)
+        or levels == [EVENTS, "type", own[0], "id", own[1], NOTIFY]
+    )
+
+
+def _notice_text(reason_code: int) -> str:
+    if reason_code == ReasonCode.NOT_AUTHORIZED:
+        return "the topic matches no topic rule of gateways"
+    if reason_code == ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR:
+        return f"the payload is larger than {MAX_PAYLOAD_SIZE} bytes"
+    if reason_code == ReasonCode.QUOTA_EXCEEDED:
+        return "quota exceeded"
+    return f"refused with reason code 0x{reason_code:02X}"
+
+
 def _application_may_publish(levels: list[str], quickstart: bool) -> bool:
     """Events on a device's behalf, commands, device-management requests; in Quickstart
     nothing (applications there only watch devices' events)."""
@@ -152,9 +194,9 @@ class WatsonDialect:
     per-role topic rules, 128 KiB payloads, the Quickstart org.
 
     Where the seed leaves room, Roost decides (docs/dialects.md):
-    - Credentials that fail, a device username other than `use-token-auth`, an unknown org:
-      0x87 (3.x 0x05). Another client-id shape: 0x85 (3.x 0x02). Gateways (`g:`) and
-      scalable applications (`A:`) are not offered.
+    - Credentials that fail, a device or gateway username other than `use-token-auth`, an
+      unknown org: 0x87 (3.x 0x05). Another client-id shape: 0x85 (3.x 0x02); so is a
+      gateway in Quickstart. Scalable applications (`A:`) are not offered.
     - A topic a client may not use: PUBLISH dropped (v5 PUBACK 0x87), SUBSCRIBE 0x87 (3.x
       0x80). A payload over 131072 bytes: dropped (v5 0x83). In Quickstart a QoS 1 or 2
       PUBLISH is dropped (v5 0x87) and a second message within a second too (0x97, which
@@ -178,17 +220,23 @@ class WatsonDialect:
     def check_connect(self, connect: Connect) -> Connect | Refusal:
         client_id = connect.client_id
         device = _DEVICE_ID.fullmatch(client_id)
-        if device is None and _APPLICATION_ID.fullmatch(client_id) is None:
+        gateway = _GATEWAY_ID.fullmatch(client_id)
+        quickstart = client_id.split(":", 2)[1:2] == [QUICKSTART]
+        if (
+            device is None and gateway is None and _APPLICATION_ID.fullmatch(client_id) is None
+        ) or (gateway is not None and quickstart):
             return Refusal(
                 reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
-                reason="client id must be d:<org>:<type>:<id> or a:<org>:<app>",
+                reason="client id must be d:<org>:<type>:<id>, g:<org>:<type>:<id> (not in "
+                "Quickstart) or a:<org>:<app>",
             )
-        quickstart = client_id.split(":", 2)[1] == QUICKSTART
         will = connect.will
         if will is not None:
             levels = will.topic.split("/")
             if device is not None:
                 allowed = _device_event(levels)
+            elif gateway is not None:
+                allowed = _application_topic(levels, ("evt",), False)
             else:
                 allowed = _application_may_publish(levels, quickstart)
             if not allowed:
@@ -225,14 +273,15 @@ class WatsonDialect:
             # "authentication (or registration) is not required"
             return Admission(tenant=QUICKSTART, username=connect.username, authenticated=True)
         refused = Refusal(reason_code=ReasonCode.NOT_AUTHORIZED, reason="invalid credentials")
-        if role == "d" and connect.username != TOKEN_USERNAME:
+        if role in ("d", "g") and connect.username != TOKEN_USERNAME:
             return refused
         if credentials is None:
             # No registry: the tenant is the org, the AuthChain decides.
             return Admission(tenant=org, username=connect.username)
         if not credentials.has_tenant(org) or connect.password is None:
             return refused
-        if role == "d":
+        if role in ("d", "g"):
+            # A gateway is a registry device too, with a token of its own.
             device_type, _, device_id = rest.partition(":")
             principal = credentials.check_token(
                 org, registry_device_id(device_type, device_id), connect.password
@@ -261,7 +310,10 @@ class WatsonDialect:
         client_id = client.client_id
         quickstart = client.tenant == QUICKSTART
         levels = topic.split("/")
-        if client_id.startswith("d:"):
+        if client_id.startswith("g:"):
+            if not _gateway_may_publish(levels, qos, retain):
+                return ReasonCode.NOT_AUTHORIZED
+        elif client_id.startswith("d:"):
             if _device_event(levels):
                 pass
             elif levels[0] == DM_RESPONSES and len(levels) > 1 and not quickstart:
@@ -297,6 +349,11 @@ class WatsonDialect:
     ) -> int | None:
         quickstart = client.tenant == QUICKSTART
         levels = topic_filter.split("/")
+        if client.client_id.startswith("g:"):
+            _, _, gateway_type, gateway_id = client.client_id.split(":", 3)
+            if _gateway_may_subscribe(levels, (gateway_type, gateway_id)):
+                return None
+            return ReasonCode.NOT_AUTHORIZED
         if client.client_id.startswith("d:"):
             # Quickstart: no commands, no device management.
             if quickstart:
@@ -309,3 +366,44 @@ class WatsonDialect:
         if not quickstart and _application_dm(levels, DM_RESPONSES, True):
             return None
         return ReasonCode.NOT_AUTHORIZED
+
+    # -- gateway notifications ------------------------------------------------------------
+
+    def publish_refused(
+        self, client: ClientInfo, topic: str, reason_code: int
+    ) -> PublishNotice | None:
+        """A gateway hears of its refused PUBLISH on its notification topic."""
+        return _gateway_notice(client, "publish", topic, reason_code)
+
+    def subscribe_refused(
+        self, client: ClientInfo, topic_filter: str, reason_code: int
+    ) -> PublishNotice | None:
+        """A gateway hears of its refused subscriptions on its notification topic."""
+        return _gateway_notice(client, "subscribe", topic_filter, reason_code)
+
+
+def _gateway_notice(
+    client: ClientInfo, request: str, topic: str, reason_code: int
+) -> PublishNotice | None:
+    """The JSON notification IBM documents for gateways (`Request`, `Time`, `Topic`, `Type`,
+    `Id`, `Client`, `RC`, `Message`), on `iot-2/type/<t>/id/<i>/notify` of the gateway.
+    `RC` is Roost's MQTT 5 reason code; `Type` and `Id` are those the topic names."""
+    gateway = _GATEWAY_ID.fullmatch(client.client_id)
+    if gateway is None:
+        return None
+    levels = topic.split("/")
+    named = len(levels) > 4 and levels[1] == "type" and levels[3] == "id"
+    body = {
+        "Request": request,
+        "Time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "Topic": topic,
+        "Type": levels[2] if named else "",
+        "Id": levels[4] if named else "",
+        "Client": client.client_id,
+        "RC": reason_code,
+        "Message": _notice_text(reason_code),
+    }
+    return PublishNotice(
+        topic=f"{EVENTS}/type/{gateway[2]}/id/{gateway[3]}/{NOTIFY}",
+        payload=json.dumps(body).encode(),
+    )

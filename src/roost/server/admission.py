@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from roost.auth.base import AuthOutcome, AuthStep, ClientInfo
 from roost.core.message import DEFAULT_TENANT, Message
+from roost.core.session import SessionKey
 from roost.dialects.base import Admission, Refusal, topic_mapping
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
@@ -171,6 +172,8 @@ def authenticate_and_accept(
     negotiated = h._negotiated
     assert negotiated is not None
     key = (client.tenant, session_client_id)
+    if ctx.broker.quotas.enabled and not within_quota(h, key):
+        return
     old = ctx.connections.get(key)
     if old is not None:
         # Session takeover: the existing connection is closed [MQTT-3.1.4-3] with 0x8E.
@@ -182,6 +185,8 @@ def authenticate_and_accept(
         connect.clean_start,
         negotiated.session_expiry_interval,
         now,
+        client.device_id,
+        h.profile.dialect.limits.subscription_qos,
     )
     h.session = session
     ctx.connections[key] = h
@@ -213,6 +218,24 @@ def authenticate_and_accept(
     if present:
         resend_inflight(h)
     h.wake()
+
+
+def within_quota(h: ConnectionHandler, key: SessionKey) -> bool:
+    """The tenant's connection and session quotas (a takeover or a resumed session takes
+    nothing new); over one: CONNACK 0x97 Quota exceeded (3.x: 0x03 Server unavailable)."""
+    ctx = h.ctx
+    usage = ctx.broker.quotas.of(key[0])
+    admitted = (key in ctx.connections or usage.may_connect()) and (
+        ctx.broker.get_session(*key) is not None or usage.may_open_session()
+    )
+    if not admitted:
+        usage.refused_connections += 1
+        log.info("refused CONNECT from %s: tenant %s over its quota", h.peer, key[0])
+        h.conn.refuse(ReasonCode.QUOTA_EXCEEDED)
+        return False
+    if usage.limits.limited:
+        h.quota = usage
+    return True
 
 
 def check_credentials_off_loop(h: ConnectionHandler, connect: Connect, client: ClientInfo) -> None:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from roost.auth.base import ClientInfo, EnhancedAuthenticator
 from roost.core.message import Delivery, Message
+from roost.core.quotas import TenantUsage
 from roost.core.session import Session
 from roost.dialects.base import ClientTopics
 from roost.errors import MQTTError
@@ -83,6 +84,7 @@ class ConnectionHandler:
         "loop",
         "peer",
         "profile",
+        "quota",
         "session",
         "topics",
         "transport",
@@ -121,6 +123,9 @@ class ConnectionHandler:
         self.topics: ClientTopics | None = None
         self.will: Message | None = None
         self.will_delay = 0
+        # The tenant's quota record once connected, if the tenant has limits (else None:
+        # nothing is checked).
+        self.quota: TenantUsage | None = None
         self._connect: Connect | None = None
         self._negotiated: Negotiated | None = None
         self._success_auth_data: bytes | None = None
@@ -406,7 +411,7 @@ class ConnectionHandler:
         self._write_out()
         self._close(publish_will=False)
         if session is not None and self.ctx.broker.get_session(*session.key) is session:
-            self.ctx.broker.end_session(session, self.ctx.clock())
+            self.ctx.broker.end_session(session, self.ctx.clock(), publish_will=False)
 
     def shutdown(self) -> None:
         """The server is stopping: DISCONNECT 0x8B to v5 clients, no will."""

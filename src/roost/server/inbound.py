@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from roost.auth.base import Action
 from roost.config import MQTTConfig
 from roost.core.message import Message
+from roost.core.quotas import TenantUsage
 from roost.core.session import SessionSubscription
 from roost.core.topics import (
     is_dollar_topic,
@@ -16,7 +17,8 @@ from roost.core.topics import (
     is_valid_topic_name,
     parse_shared,
 )
-from roost.dialects.base import PacketRules, PublishErrors
+from roost.dialects.base import PacketRules, PublishErrors, PublishNotice, SubscribeErrors
+from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
 from roost.protocol import events as ev
@@ -101,37 +103,16 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
     matched = 0
     if refused is None:
         now = h.ctx.clock()
-        props = packet.properties
-        expiry = props.message_expiry_interval
-        if expiry is not None or props.subscription_identifiers:
-            props = Properties(
-                payload_format_indicator=props.payload_format_indicator,
-                content_type=props.content_type,
-                response_topic=props.response_topic,
-                correlation_data=props.correlation_data,
-                user_properties=props.user_properties,
-            )
-        topic = packet.topic
-        if h.topics is not None:
-            # The dialect's checks saw the client's own form; Roost routes the canonical one.
-            topic = h.topics.inbound_topic(topic)
-        message = Message(
-            tenant=session.tenant,
-            topic=topic,
-            payload=packet.payload,
-            qos=packet.qos,
-            # A dialect may accept the RETAIN flag and ignore it.
-            retain=packet.retain and h.profile.keeps_retain,
-            properties=props,
-            expires_at=None if expiry is None else now + expiry,
-            publisher=session.client_id,
-            created_at=now,
-        )
-        matched = h.ctx.broker.publish(message, now)
-        streams = h.ctx.streams
-        if streams is not None and streams.captures(message.tenant):
-            # Appended in the same group commit the acknowledgement below waits for.
-            matched += streams.capture(message, packet.packet_id, packet.dup, now)
+        message = _message(h, packet, now)
+        quota = h.quota
+        if quota is not None and quota.publish_checked:
+            refused = check_quota(h, quota, packet, message)
+        if refused is None:
+            matched = h.ctx.broker.publish(message, now)
+            streams = h.ctx.streams
+            if streams is not None and streams.captures(message.tenant):
+                # Appended in the same group commit the acknowledgement below waits for.
+                matched += streams.capture(message, packet.packet_id, packet.dup, now)
     v5 = conn.version == ProtocolVersion.V5
     if packet.qos == 1:
         code = _ack_code(refused, matched, v5)
@@ -141,17 +122,68 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         if code < 0x80:
             session.add_awaiting_rel(packet.packet_id or 0)
         conn.send_pubrec(packet.packet_id or 0, code)
-    if refused is not None and isinstance(h.profile.dialect, PublishErrors):
-        _notify_refused(h, h.profile.dialect, packet.topic, refused)
+    dialect = h.profile.dialect
+    if refused is not None and isinstance(dialect, PublishErrors):
+        assert h.client is not None
+        _publish_notice(h, dialect.publish_refused(h.client, packet.topic, refused))
 
 
-def _notify_refused(h: ConnectionHandler, dialect: PublishErrors, topic: str, code: int) -> None:
-    """The dialect's notice about a refused PUBLISH, published on the topic it names in the
-    client's own form (SmartREST: `s/e`, which the dialect's topic mapping makes the
-    publisher's own); at QoS 2, so each subscription gets it at the QoS it asked for."""
+def _message(h: ConnectionHandler, packet: Publish, now: float) -> Message:
+    """The message of an accepted PUBLISH, in the tenant, on the canonical topic."""
     session = h.session
-    assert h.client is not None and session is not None
-    notice = dialect.publish_refused(h.client, topic, code)
+    assert session is not None
+    props = packet.properties
+    expiry = props.message_expiry_interval
+    if expiry is not None or props.subscription_identifiers:
+        props = Properties(
+            payload_format_indicator=props.payload_format_indicator,
+            content_type=props.content_type,
+            response_topic=props.response_topic,
+            correlation_data=props.correlation_data,
+            user_properties=props.user_properties,
+        )
+    topic = packet.topic
+    if h.topics is not None:
+        # The dialect's checks saw the client's own form; Roost routes the canonical one.
+        topic = h.topics.inbound_topic(topic)
+    return Message(
+        tenant=session.tenant,
+        topic=topic,
+        payload=packet.payload,
+        qos=packet.qos,
+        # A dialect may accept the RETAIN flag and ignore it.
+        retain=packet.retain and h.profile.keeps_retain,
+        properties=props,
+        expires_at=None if expiry is None else now + expiry,
+        publisher=session.client_id,
+        created_at=now,
+    )
+
+
+def check_quota(
+    h: ConnectionHandler, quota: TenantUsage, packet: Publish, message: Message
+) -> int | None:
+    """The tenant's publish rate and retained quota (docs/quotas.md). Over either: 0x97
+    Quota exceeded, the message is not delivered; a 3.x QoS 1/2 PUBLISH over the rate
+    closes the connection instead, unacknowledged, so that the client sends it again
+    later rather than have it acknowledged and lost."""
+    if not quota.take_publish_token(h.loop.time()):
+        if packet.qos and h.conn.version != ProtocolVersion.V5:
+            raise MQTTError("tenant over its publish rate", ReasonCode.MESSAGE_RATE_TOO_HIGH)
+        return ReasonCode.QUOTA_EXCEEDED
+    if message.retain and not h.ctx.broker.may_retain(message):
+        quota.refused_retained += 1
+        return ReasonCode.QUOTA_EXCEEDED
+    return None
+
+
+def _publish_notice(h: ConnectionHandler, notice: PublishNotice | None) -> None:
+    """The dialect's notice about a refused PUBLISH or SUBSCRIBE, published on the topic it
+    names in the client's own form (SmartREST: `s/e`, which the dialect's topic mapping
+    makes the publisher's own; Watson gateways: their `notify` topic); at QoS 2, so each
+    subscription gets it at the QoS it asked for."""
+    session = h.session
+    assert session is not None
     if notice is None:
         return
     now = h.ctx.clock()
@@ -238,15 +270,17 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
     refused = dialect.check_subscribe(h.client, inner, sub.qos, shared is not None)
     if refused is not None:
         return refused
-    if (
-        topic_filter not in session.subscriptions
-        and len(session.subscriptions) >= m.max_subscriptions_per_session
-    ):
-        return ReasonCode.QUOTA_EXCEEDED
+    if topic_filter not in session.subscriptions:
+        if len(session.subscriptions) >= m.max_subscriptions_per_session:
+            return ReasonCode.QUOTA_EXCEEDED
+        quota = h.quota
+        if quota is not None and not quota.may_subscribe(len(session.subscriptions)):
+            quota.refused_subscriptions += 1
+            return ReasonCode.QUOTA_EXCEEDED
     decision = h.ctx.auth.authorize(h.client, Action.SUBSCRIBE, inner, sub.qos, False)
     if not decision.allowed:
         return decision.reason_code or ReasonCode.NOT_AUTHORIZED
-    if not dialect.limits.subscription_qos:
+    if not dialect.limits.honour_subscription_qos:
         return m.maximum_qos
     return min(sub.qos, m.maximum_qos)
 
@@ -298,6 +332,12 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
         added.append((entry, existed))
     # The SUBACK goes out before any retained message of the new subscriptions.
     h.conn.send_suback(packet.packet_id, tuple(codes))
+    dialect = h.profile.dialect
+    if isinstance(dialect, SubscribeErrors) and max(codes, default=0) >= 0x80:
+        assert h.client is not None
+        for sub, code in zip(packet.subscriptions, codes, strict=True):
+            if code >= 0x80:
+                _publish_notice(h, dialect.subscribe_refused(h.client, sub.topic_filter, code))
     now = h.ctx.clock()
     for entry, existed in added:
         for delivery in h.ctx.broker.retained_for(session, entry, existed, now):

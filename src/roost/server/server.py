@@ -16,6 +16,7 @@ from roost.auth.base import AuthChain
 from roost.config import Config, stream_spec
 from roost.core.broker import Broker
 from roost.core.message import DEFAULT_TENANT, Message
+from roost.core.quotas import Quotas
 from roost.core.session import Session
 from roost.core.store import Committer, Store
 from roost.registry import Registry
@@ -42,14 +43,18 @@ class RoostServer:
     def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
         self.config = config
         self.store: Store
+        quotas = Quotas(
+            config.quotas_of,
+            enabled=any(config.quotas_of(t).limited for t in config.quota_tenants()),
+        )
         if config.store.durability == "sync":
             sqlite = SqliteStore(config.store.data_dir)
             self.store = sqlite
-            self.broker = Broker(config.mqtt, sqlite, journal=sqlite)
+            self.broker = Broker(config.mqtt, sqlite, journal=sqlite, quotas=quotas)
             committer: Committer | None = sqlite
         else:
             self.store = MemoryStore()
-            self.broker = Broker(config.mqtt, self.store)
+            self.broker = Broker(config.mqtt, self.store, quotas=quotas)
             committer = None
         # The messaging service: streams in the same store (and group commit) as sessions.
         self.streams = LocalStreams(
@@ -86,6 +91,8 @@ class RoostServer:
             [stream_spec(d) for d in self.config.streams],
             [d.tenant for d in self.config.streams],
         )
+        if self.registry is not None:
+            self._end_sessions_of_revoked_devices()
         if self.store.durable:
             log.info(
                 "store %s: %d sessions, %d queued messages, %d retained restored in %.2f s",
@@ -137,7 +144,9 @@ class RoostServer:
             self.broker.end_session(session, self.ctx.clock())
 
     def revoke_device(self, tenant: str, device_id: str) -> None:
-        """Disconnect every connection of a device whose access was revoked."""
+        """Disconnect every connection of a device whose access was revoked and end all its
+        sessions, offline ones too: subscriptions, queued messages (also in the store) and
+        pending wills are discarded, so nothing more is delivered to it or on its behalf."""
         for handler in list(self.ctx.handlers):
             client = handler.client
             if (
@@ -148,6 +157,24 @@ class RoostServer:
             ):
                 log.info("disconnecting %s/%s: access revoked", tenant, client.client_id)
                 handler.revoke()
+        ended = self.broker.end_device_sessions(tenant, device_id, self.ctx.clock())
+        if ended:
+            log.info("device %s/%s revoked: %d offline session(s) ended", tenant, device_id, ended)
+
+    def _end_sessions_of_revoked_devices(self) -> None:
+        """At start: sessions of devices disabled or removed while Roost was stopped."""
+        registry = self.registry
+        assert registry is not None
+        owners = {
+            (s.tenant, s.device_id)
+            for s in self.broker.sessions.values()
+            if s.device_id is not None
+        }
+        for tenant, device_id in sorted(owners):
+            device = registry.device(tenant, device_id)
+            record = registry.tenant(tenant)
+            if device is None or not device.enabled or record is None or not record.enabled:
+                self.revoke_device(tenant, device_id)
 
     async def _refresh_registry(self) -> None:
         """Pick up registry changes made by another process (the CLI)."""
@@ -180,7 +207,7 @@ class RoostServer:
     def sys_values(self) -> dict[str, str]:
         stats = self.broker.stats
         now = self.ctx.clock()
-        return {
+        values = {
             "version": f"roost {__version__}",
             "uptime": f"{int(now - self.ctx.started_at)} seconds",
             "clients/connected": str(stats.clients_connected),
@@ -196,6 +223,12 @@ class RoostServer:
                 sum(len(s.subscriptions) for s in self.broker.sessions.values())
             ),
         }
+        if self.broker.quotas.enabled:
+            # Each tenant's usage and refusals, for the operator (in the default tenant).
+            for tenant, usage in self.broker.quotas.usage.items():
+                for name, value in usage.as_dict().items():
+                    values[f"tenants/{tenant}/{name}"] = str(value)
+        return values
 
     async def _publish_sys(self) -> None:
         version_sent = False

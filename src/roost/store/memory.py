@@ -29,6 +29,8 @@ class MemoryStore:
         expiry_interval: int,
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
+        device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> None:
         tenant, client_id = key
         self.sessions[key] = StoredSession(
@@ -37,6 +39,8 @@ class MemoryStore:
             expiry_interval=expiry_interval,
             disconnected_at=disconnected_at,
             subscriptions=subscriptions,
+            device_id=device_id,
+            subscription_qos=subscription_qos,
         )
 
     def session_deleted(self, key: SessionKey) -> None:

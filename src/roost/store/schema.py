@@ -137,6 +137,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (stream_id, name, seq)
     ) WITHOUT ROWID
     """,
+    # 3: the registry device that owns a session, so that revoking the device ends its
+    # sessions, offline ones included (NULL: not a registry device); whether its messages
+    # are delivered at the subscription's QoS (a dialect's rule, e.g. SmartREST).
+    """
+    ALTER TABLE sessions ADD COLUMN device_id TEXT;
+    ALTER TABLE sessions ADD COLUMN subscription_qos INTEGER NOT NULL DEFAULT 0
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

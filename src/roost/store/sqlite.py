@@ -205,8 +205,9 @@ class SqliteStore:
         ):
             awaiting.setdefault((tenant, client_id), []).append(packet_id)
         sessions = []
-        for tenant, client_id, expiry, disconnected_at in conn.execute(
-            "SELECT tenant, client_id, expiry_interval, disconnected_at FROM sessions"
+        for tenant, client_id, expiry, disconnected_at, device_id, sub_qos in conn.execute(
+            "SELECT tenant, client_id, expiry_interval, disconnected_at, device_id,"
+            " subscription_qos FROM sessions"
         ):
             key = (tenant, client_id)
             count, size = spilled.get(key, (0, 0))
@@ -216,6 +217,8 @@ class SqliteStore:
                     client_id=client_id,
                     expiry_interval=expiry,
                     disconnected_at=disconnected_at,
+                    device_id=device_id,
+                    subscription_qos=bool(sub_qos),
                     subscriptions=tuple(subscriptions.get(key, ())),
                     deliveries=tuple(deliveries.get(key, ())),
                     awaiting_rel=tuple(awaiting.get(key, ())),
@@ -457,14 +460,18 @@ class SqliteStore:
         expiry_interval: int,
         disconnected_at: float | None,
         subscriptions: tuple[SessionSubscription, ...],
+        device_id: str | None = None,
+        subscription_qos: bool = False,
     ) -> None:
         tenant, client_id = key
         self._add(
-            "INSERT INTO sessions (tenant, client_id, expiry_interval, disconnected_at)"
-            " VALUES (?,?,?,?) ON CONFLICT (tenant, client_id) DO UPDATE SET"
+            "INSERT INTO sessions (tenant, client_id, expiry_interval, disconnected_at,"
+            " device_id, subscription_qos) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT (tenant, client_id) DO UPDATE SET"
             " expiry_interval = excluded.expiry_interval,"
-            " disconnected_at = excluded.disconnected_at",
-            (tenant, client_id, expiry_interval, disconnected_at),
+            " disconnected_at = excluded.disconnected_at, device_id = excluded.device_id,"
+            " subscription_qos = excluded.subscription_qos",
+            (tenant, client_id, expiry_interval, disconnected_at, device_id, subscription_qos),
         )
         self._add(
             "DELETE FROM subscriptions WHERE tenant = ? AND client_id = ?", (tenant, client_id)

@@ -2,11 +2,11 @@
 
 from roost.client.streams import (
     Consumer,
-    DeadLetter,
     Envelope,
     RoostApiError,
     RoostClient,
     StreamMessage,
 )
+from roost.streams.model import DeadLetter
 
 __all__ = ["Consumer", "DeadLetter", "Envelope", "RoostApiError", "RoostClient", "StreamMessage"]

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from roost.streams.model import DeadLetter
+
 log = logging.getLogger(__name__)
 
 # Statuses worth retrying: the broker is restarting, overloaded or timed out.
@@ -37,16 +39,6 @@ class RoostApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetter:
-    """Where a message of a dead-letter stream (`<stream>.dlq`) came from."""
-
-    stream: str
-    group: str
-    seq: int
-    deliveries: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,7 +58,7 @@ def test_operator_only_operations_refuse_application_keys(api: Api, op: httpx.Cl
     with api.client(key) as app:
         assert app.post("/tenants", json={"tenant": "mine"}).status_code == 403
         assert app.patch("/tenants/acme", json={"enabled": False}).status_code == 403
-    assert [t["tenant"] for t in op.get("/tenants").json()] == ["acme"]
+    assert [t["tenant"] for t in op.get("/tenants").json()] == ["acme", "default"]
     assert op.get("/tenants/acme").json()["enabled"] is True
 
 

@@ -47,7 +47,7 @@ def test_tenant_create_list_conflict_and_bad_ids(op: httpx.Client) -> None:
         ).status_code
         == 422
     )
-    assert [t["tenant"] for t in op.get("/tenants").json()] == ["acme"]
+    assert [t["tenant"] for t in op.get("/tenants").json()] == ["acme", "default"]
     assert op.get("/tenants/nope").status_code == 404
 
 

@@ -28,7 +28,7 @@ def test_slow_password_check_does_not_stall_others() -> None:
     )
     try:
         registry = registry_of(broker)
-        registry.add_tenant("default")
+        assert registry.tenant("default") is not None  # made at start
         registry.add_device("default", "dev")
         registry.add_password("default", "dev", "dev-user", "correct horse")
 

@@ -143,7 +143,8 @@ def test_running_broker_picks_up_data_dir_changes(roost, data_dir, brokers, clie
         data_dir=str(data_dir),
         registry=RegistryConfig(enabled=True, scrypt_n=FAST_N, refresh_interval=0.2),
     )
-    roost("tenant", "add", "default")
+    # The broker made the `default` tenant of its listeners at start.
+    assert "default" in roost("tenant", "list").output
     roost("device", "add", "default", "d1")
     roost("credential", "add-password", "default", "d1", "d1", "--password", "pw")
     client = client_factory(handle, "d1", version=V5)
@@ -169,7 +170,7 @@ def test_api_mode(brokers, client_factory):
             assert result.exit_code == 0, result.output
         return result
 
-    cli("tenant", "add", "default")
+    assert cli("tenant", "add", "default", ok=False).exit_code == 1  # made at start: 409
     cli("device", "add", "default", "meter:1", "--type", "meter")
     cred = as_json(
         cli("credential", "add-password", "default", "meter:1", "m1", "--password", "pw")

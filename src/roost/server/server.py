@@ -93,6 +93,7 @@ class RoostServer:
         )
         if self.registry is not None:
             self._end_sessions_of_revoked_devices()
+            self._register_default_tenant(self.registry)
         if self.store.durable:
             log.info(
                 "store %s: %d sessions, %d queued messages, %d retained restored in %.2f s",
@@ -125,6 +126,17 @@ class RoostServer:
 
             self.registry.on_revoke(revoked)
             self._tasks.append(asyncio.create_task(self._refresh_registry()))
+
+    def _register_default_tenant(self, registry: Registry) -> None:
+        """The `default` tenant, when a listener uses it, exists in the registry, so that
+        devices, applications and keys can be added to it without creating it first."""
+        if registry.tenant(DEFAULT_TENANT) is None and any(
+            listener.tenant == DEFAULT_TENANT for listener in self.config.listeners
+        ):
+            try:
+                registry.add_tenant(DEFAULT_TENANT, "the listeners' default tenant")
+            except ValueError:  # made meanwhile by another process
+                pass
 
     @property
     def rrpc(self) -> Rrpc:

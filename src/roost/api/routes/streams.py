@@ -224,8 +224,9 @@ GROUP = "/tenants/{tenant}/streams/{name}/groups/{group}"
     "message is leased for ack_wait seconds",
 )
 async def fetch(
-    tenant: TenantDep, name: str, group: str, body: FetchIn, s: StreamsDep
+    tenant: TenantDep, name: str, group: str, s: StreamsDep, body: FetchIn | None = None
 ) -> dict[str, list[dict[str, Any]]]:
+    body = body or FetchIn.model_validate({})
     batch = await _call(s.fetch(tenant, name, group, body.max_messages, body.wait))
     return {"messages": [envelope_json(d) for d in batch]}
 

@@ -69,9 +69,11 @@ data_dir = "{data_dir}"
 class Broker:
     """`roost serve` as a real process."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.config = data_dir / "roost.toml"
         self.config.write_text(CONFIG.format(data_dir=data_dir))
+        # Extra environment of the broker process (tests/durability/slowdisk.py).
+        self.env = env or {}
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.log = data_dir / "roost.log"
@@ -85,7 +87,7 @@ class Broker:
             ],
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **self.env},
         )  # fmt: skip
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60
@@ -193,6 +195,9 @@ class Publisher:
     acknowledged: dict[int, int] = field(default_factory=dict)  # number -> qos
     window: int = 32
     started: bool = False
+    # Alternate QoS 1 and 2; False: QoS 1 only (no PUBREC whose commit would cover the
+    # PUBACKs behind it on the same connection).
+    qos2: bool = True
 
     def _packet_id(self) -> int:
         while self.next_packet_id in self.pending:
@@ -222,7 +227,7 @@ class Publisher:
                 while len(self.pending) < self.window and not stop.is_set():
                     number = self.next_number
                     self.next_number += 1
-                    qos = 1 if number % 2 else 2
+                    qos = 1 if number % 2 or not self.qos2 else 2
                     packet_id = self._packet_id()
                     self.pending[packet_id] = (number, qos, False)
                     self._publish(link, packet_id, number, qos, dup=False)
@@ -366,11 +371,16 @@ async def _drain(broker: Broker, subscriber: Subscriber, quiet: float = 2.0) -> 
 
 
 async def run(
-    kills: int, seed: int, data_dir: Path, min_s: float = 0.3, max_s: float = 1.5
+    kills: int,
+    seed: int,
+    data_dir: Path,
+    min_s: float = 0.3,
+    max_s: float = 1.5,
+    env: dict[str, str] | None = None,
 ) -> Result:
     rng = random.Random(seed)
     started = time.monotonic()
-    broker = Broker(data_dir)
+    broker = Broker(data_dir, env)
     publisher = Publisher()
     online = Subscriber("crash-online")
     offline = Subscriber("crash-offline")

@@ -1,4 +1,4 @@
-"""kill -9 during consumption: `roost serve` as a real process with a stream capturing
+"""kill -9 during consumption, on a slow disk: `roost serve` as a real process with a stream capturing
 `crash/#`; numbered QoS 1 and QoS 2 messages published (tests/durability/crash.py's
 publisher) while a roost.client consumer takes and acknowledges them; the broker is killed
 with SIGKILL three times, the consumer crashes once (its unacknowledged messages come back
@@ -19,6 +19,7 @@ import pytest
 
 from roost.client import RoostApiError, RoostClient
 from tests.durability.crash import Broker, Publisher
+from tests.durability.slowdisk import slow_disk_env
 
 CONFIG = """
 [mqtt]
@@ -41,8 +42,8 @@ max_deliver = 1000
 
 
 class StreamBroker(Broker):
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir)
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        super().__init__(data_dir, env)
         self.config.write_text(CONFIG.format(data_dir=data_dir))
 
 
@@ -51,6 +52,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def acknowledged(publisher: Publisher, qos1: Publisher) -> set[int]:
+    """The numbers the broker acknowledged; the QoS 1 publisher's are offset by 10**6."""
+    return set(publisher.acknowledged) | {QOS1_BASE + n for n in qos1.acknowledged}
+
+
+QOS1_BASE = 1_000_000
 
 
 class Backend:
@@ -78,7 +87,10 @@ class Backend:
                 self.deliveries += 1
                 if message.seq in self.acked:
                     self.after_ack.append(message.seq)
-                self.numbers.add(int(message.envelope.payload))
+                number = int(message.envelope.payload)
+                if message.envelope.client_id == "crash-device-q1":
+                    number += QOS1_BASE
+                self.numbers.add(number)
             if not batch:
                 continue
             if crash:
@@ -97,10 +109,17 @@ def test_kill_9_during_consumption_loses_nothing_acknowledged(
     api_port = free_port()
     monkeypatch.setenv("ROOST_API__PORT", str(api_port))
     rng = random.Random(20261122)
+    # Every fsync 30 ms slower: the kills land inside commits, where a PUBACK sent before
+    # the stream append is on disk would show up as a lost message.
+    env = slow_disk_env(tmp_path, delay_ms=30)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
 
-    async def scenario() -> tuple[Publisher, Backend]:
-        broker = StreamBroker(tmp_path)
+    async def scenario() -> tuple[Publisher, Publisher, Backend]:
+        broker = StreamBroker(data_dir, env)
         publisher = Publisher(client_id="crash-device")
+        # QoS 1 alone on its own connection: its PUBACKs wait for the stream append only.
+        qos1 = Publisher(client_id="crash-device-q1", qos2=False)
         port = broker.start()
         try:
             async with RoostClient(f"http://127.0.0.1:{api_port}", "crash-key") as client:
@@ -108,7 +127,9 @@ def test_kill_9_during_consumption_loses_nothing_acknowledged(
                 consuming = asyncio.create_task(backend.run())
                 for kill in range(4):
                     stop = asyncio.Event()
-                    publishing = asyncio.create_task(publisher.run(port, stop))
+                    publishing = asyncio.gather(
+                        publisher.run(port, stop), qos1.run(port, stop), return_exceptions=True
+                    )
                     await asyncio.sleep(rng.uniform(0.5, 1.2))
                     if kill == 1:  # the consumer crashes, another takes its place
                         consuming.cancel()
@@ -125,7 +146,7 @@ def test_kill_9_during_consumption_loses_nothing_acknowledged(
                     if kill < 3:
                         port = broker.start()
                 deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not set(publisher.acknowledged) <= (
+                while time.monotonic() < deadline and not acknowledged(publisher, qos1) <= (
                     backend.numbers
                 ):
                     await asyncio.sleep(0.1)
@@ -133,19 +154,20 @@ def test_kill_9_during_consumption_loses_nothing_acknowledged(
                 consuming.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await consuming
-                return publisher, backend
+                return publisher, qos1, backend
         finally:
             broker.stop()
 
-    publisher, backend = asyncio.run(scenario())
-    acknowledged = set(publisher.acknowledged)
+    publisher, qos1, backend = asyncio.run(scenario())
+    acked_by_broker = acknowledged(publisher, qos1)
     print(
-        f"published={publisher.next_number - 1} acknowledged={len(acknowledged)} "
+        f"published={publisher.next_number - 1}+{qos1.next_number - 1} "
+        f"acknowledged={len(acked_by_broker)} "
         f"consumed={len(backend.numbers)} deliveries={backend.deliveries} "
         f"acked={len(backend.acked)} abandoned={backend.abandoned}"
     )
-    assert len(acknowledged) > 100
-    assert sorted(acknowledged - backend.numbers) == []
+    assert len(acked_by_broker) > 100
+    assert sorted(acked_by_broker - backend.numbers) == []
     assert backend.after_ack == []
     # What the crashed consumer held came again (at-least-once), after ack_wait.
     assert backend.abandoned > 0

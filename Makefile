@@ -43,6 +43,7 @@ help:
 	@echo "make interop-mosquitto  the same suite against Debian's mosquitto, for comparison"
 	@echo "make bench              Roost vs mosquitto (and amqtt) benchmark, ~13 min; table in docs/performance.md"
 	@echo "make bench-quick        the same, one short run per cell (~4 min)"
+	@echo "make bench-streams      device -> stream -> consumer throughput (part of make bench)"
 	@echo "make api-fuzz           schemathesis against the HTTP API's OpenAPI document (~2 min)"
 	@echo "make clean              remove the venv, caches and build output (keeps ./data)"
 
@@ -130,7 +131,7 @@ BENCH_ARGS ?=
 AMQTT_VENV ?= .venv-amqtt
 AMQTT_SPEC ?= amqtt==0.12.1
 
-.PHONY: bench bench-quick bench-amqtt
+.PHONY: bench bench-quick bench-amqtt bench-streams
 
 bench-amqtt:
 	@if [ -x $(AMQTT_VENV)/bin/amqtt ]; then \
@@ -146,6 +147,11 @@ bench-amqtt:
 # The full run (about 13 minutes): results in bench/results/latest.*, table in docs/performance.md.
 bench: deps-system $(STAMP) bench-amqtt
 	BENCH_AMQTT=$(abspath $(AMQTT_VENV))/bin/amqtt $(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-streams
+
+# Device -> stream -> consumer throughput (docs/streams.md), about 10 s.
+bench-streams: $(STAMP)
+	$(BIN)/python bench/streams_bench.py --messages 20000 --devices 4 --consumers 2
 
 # schemathesis against the HTTP API's own OpenAPI document (a venv of its own, gitignored).
 SCHEMATHESIS_VENV ?= .venv-schemathesis

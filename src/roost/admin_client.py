@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from roost.registry import Registry
-from roost.registry.registry import Application, Credential, Device, Tenant
+from roost.registry.model import Application, Credential, Device, Tenant
 
 T = TypeVar("T")
 Record = dict[str, Any]

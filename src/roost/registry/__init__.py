@@ -1,11 +1,6 @@
 """The device registry: tenants, devices, credentials and API keys (SQLite, cached)."""
 
-from roost.registry.registry import (
-    Application,
-    Credential,
-    Device,
-    Registry,
-    Tenant,
-)
+from roost.registry.model import Application, Credential, Device, Tenant
+from roost.registry.registry import Registry
 
 __all__ = ["Application", "Credential", "Device", "Registry", "Tenant"]

@@ -133,10 +133,9 @@ class RoostServer:
         if registry.tenant(DEFAULT_TENANT) is None and any(
             listener.tenant == DEFAULT_TENANT for listener in self.config.listeners
         ):
-            try:
+            # ValueError: made meanwhile by another process (the CLI).
+            with contextlib.suppress(ValueError):
                 registry.add_tenant(DEFAULT_TENANT, "the listeners' default tenant")
-            except ValueError:  # made meanwhile by another process
-                pass
 
     @property
     def rrpc(self) -> Rrpc:

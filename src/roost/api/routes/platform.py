@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from roost.api.auth import CallerDep, OperatorDep, TenantDep, roost
 from roost.api.errors import ERROR_RESPONSES, ApiError
 from roost.registry import Registry
-from roost.registry.registry import Application, Credential, Device, Tenant
+from roost.registry.model import Application, Credential, Device, Tenant
 from roost.server.server import RoostServer
 
 router = APIRouter(tags=["registry"], responses=ERROR_RESPONSES)

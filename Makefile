@@ -20,7 +20,7 @@ PAHO_DIR ?= paho.mqtt.testing
 PAHO_SUITE := $(PAHO_DIR)/interoperability
 
 # What ruff looks at (a directory that does not exist yet is skipped).
-LINT_PATHS := $(wildcard src tests scripts fuzz)
+LINT_PATHS := $(wildcard src tests scripts fuzz bench examples)
 
 # apt-get runs as root: directly when we are root, else through sudo if there is one.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)

@@ -7,6 +7,7 @@ platform's topics. Everything the operator does goes through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,10 +43,23 @@ from tests.integration.helpers import V5, V311, Client, props
 JSON = "application/json"
 
 
-@pytest.fixture
-def seeds(tmp_path: Path) -> Iterator[Seeds]:
-    s = Seeds(start(str(tmp_path)))
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seeds]:
+    """A data directory provisioned once through the API (then the broker stops)."""
+    data = tmp_path_factory.mktemp("seeds")
+    s = Seeds(start(str(data)))
     provision(s)
+    s.handle.stop()
+    return data, s
+
+
+@pytest.fixture
+def seeds(provisioned: tuple[Path, Seeds], tmp_path: Path) -> Iterator[Seeds]:
+    """A broker on a copy of the provisioned data directory: the same tenants, devices,
+    credentials, keys and (empty) streams."""
+    data, made = provisioned
+    shutil.copytree(data, tmp_path / "data")
+    s = Seeds(start(str(tmp_path / "data")), made.keys, made.watson_token, made.ali_secret)
     yield s
     s.handle.stop()
 
@@ -334,14 +348,11 @@ def test_backends_receive_every_message_of_every_dialect_in_order(
         assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
 
 
-def test_backend_gets_every_message_across_a_broker_restart(
-    tmp_path: Path, clients: Clients
-) -> None:
+def test_backend_gets_every_message_across_a_broker_restart(seeds: Seeds, clients: Clients) -> None:
     """The consumer acknowledges two messages, the broker stops and starts again on the
     same data directory (and API port); the same consumer carries on from its committed
     position and gets every other message, the ones published after the restart too."""
-    seeds = Seeds(start(str(tmp_path)))
-    provision(seeds)
+    data_dir = seeds.handle.server.config.store.data_dir
     api_port = seeds.handle.server.ports["api"]
     meter = cumulocity_device(clients, seeds, V311)
     sensor = watson_device(clients, seeds, V5)
@@ -365,25 +376,22 @@ def test_backend_gets_every_message_across_a_broker_restart(
 
     def restart() -> None:
         seeds.handle.stop()
-        seeds.handle = start(str(tmp_path), api_port=api_port)
+        seeds.handle = start(data_dir, api_port=api_port)
         again = cumulocity_device(clients, seeds, V5)
         for i in range(2):
             again.publish("meters/meter1/up", b"after-%d" % i, qos=1)
 
     seen = asyncio.run(asyncio.wait_for(run(), 15))
-    try:
-        assert [m.seq for m in seen] == [1, 2, 3, 4, 5]
-        assert [m.envelope.payload for m in seen] == [
-            b"before-0", b"before-1", b"before-2", b"after-0", b"after-1"
-        ]  # fmt: skip
-        assert [m.deliveries for m in seen] == [1, 1, 1, 1, 1]
-        assert {m.envelope.client_id for m in seen} == {"meter1"}
+    assert [m.seq for m in seen] == [1, 2, 3, 4, 5]
+    assert [m.envelope.payload for m in seen] == [
+        b"before-0", b"before-1", b"before-2", b"after-0", b"after-1"
+    ]  # fmt: skip
+    assert [m.deliveries for m in seen] == [1, 1, 1, 1, 1]
+    assert {m.envelope.client_id for m in seen} == {"meter1"}
 
-        async def group() -> dict[str, Any]:
-            async with seeds.backend(C8Y) as backend:
-                info = await backend.stream("uplink")
-                return dict(info["groups"][0])
+    async def group() -> dict[str, Any]:
+        async with seeds.backend(C8Y) as backend:
+            info = await backend.stream("uplink")
+            return dict(info["groups"][0])
 
-        assert asyncio.run(group())["committed"] == 5
-    finally:
-        seeds.handle.stop()
+    assert asyncio.run(group())["committed"] == 5

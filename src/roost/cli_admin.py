@@ -296,7 +296,7 @@ def credential_add_certificate(
 def credential_list(admin: Admin, tenant_id: str, device_id: str) -> list[Record]:
     """A device's credentials (never their secrets)."""
     return [
-        {k: v for k, v in c.items() if k != "token"}
+        {k: v for k, v in c.items() if k not in ("token", "secret")}
         for c in admin.credentials(tenant_id, device_id)
     ]
 

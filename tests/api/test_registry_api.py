@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api
+from tests.dialects.alibaba_support import PK1, sign
+from tests.dialects.support import at, dialect_listener
 from tests.integration.helpers import V5, V311, Client
 
 
@@ -154,3 +156,37 @@ def test_credential_of_another_tenant_cannot_be_revoked(api: Api, op: httpx.Clie
     with api.client(key) as globex:
         assert globex.delete(f"/tenants/globex/credentials/{cred['id']}").status_code == 404
     assert len(op.get("/tenants/acme/devices/d1/credentials").json()) == 1
+
+
+def test_device_secret_is_generated_shown_once_and_signs_an_alibaba_login(
+    api_factory: Callable[..., Api], clients: Callable[..., Client]
+) -> None:
+    """The `secret` kind: Registry.add_device_secret through the API (docs/dialects.md)."""
+    api = api_factory(listeners=(dialect_listener("ali", "alibaba"),))
+    with api.client() as op:
+        make_device(op, PK1, "lamp")
+        base = f"/tenants/{PK1}/devices/lamp/credentials"
+        made = op.post(base, json={"kind": "secret"})
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        assert made.json()["kind"] == "secret" and len(secret) == 32
+        listed = op.get(base).json()
+        assert [(c["kind"], c["secret"], c["token"]) for c in listed] == [("secret", None, None)]
+        again = op.post(base, json={"kind": "secret", "secret": "another-secret"})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+        assert op.post(base, json={"kind": "secret", "secret": "short"}).status_code == 422
+        assert len(op.get(base).json()) == 1
+        make_device(op, PK1, "given")
+        given = op.post(
+            f"/tenants/{PK1}/devices/given/credentials",
+            json={"kind": "secret", "secret": "my-own-device-secret"},
+        ).json()
+        assert given["secret"] is None
+    ali = at(api.handle, "ali")
+    for dn, key in (("lamp", secret), ("given", "my-own-device-secret")):
+        client_id, username, password = sign(PK1, dn, key)
+        good = clients(ali, client_id, username=username, password=password, version=V311)
+        good.connect()
+    client_id, username, password = sign(PK1, "lamp", "my-own-device-secret")
+    bad = clients(ali, client_id, username=username, password=password, version=V5)
+    assert bad.connect(expect_success=False).reason_code == 0x86

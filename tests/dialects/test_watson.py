@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import BrokerHandle
 from tests.dialects.support import at, dialect_listener, platform, registry_of
-from tests.integration.helpers import V5, V311, Client, connect_props, wait_until
+from tests.integration.helpers import V5, V311, Client, connect_props, props, wait_until
 
 Clients = Callable[..., Client]
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
@@ -300,6 +300,36 @@ def test_device_will_is_one_of_its_events(watson, clients, version):
     other = device(clients, watson, version, "dev2", connect=False)
     other.will_set("iot-2/cmd/x/fmt/text", b"gone")
     assert other.connect(expect_success=False).reason_code in (0x87, 0x90)
+
+
+def test_response_topics_are_mapped_like_topics(watson, clients):
+    """MQTT 5 request / response across the mapping: a device's Response Topic is a topic
+    name in its own form; the application sees it in the application form [MQTT-3.3.2-13]
+    and its answer, with a Response Topic of its own, reaches the device in the device's
+    form. The same for the Response Topic of a device's will."""
+    app = application(clients, watson, V5)
+    app.subscribe(EVENTS, qos=1)
+    dev = device(clients, watson, V5, connect=False)
+    dev.will_set(
+        "iot-2/evt/lost/fmt/text", b"gone", 1, properties=props(ResponseTopic="iot-2/cmd/w/fmt/t")
+    )
+    dev.connect()
+    dev.subscribe("iot-2/cmd/+/fmt/+", 1)
+    request = props(ResponseTopic="iot-2/cmd/answer/fmt/json", CorrelationData=b"c1")
+    dev.publish("iot-2/evt/ask/fmt/json", b"?", qos=1, properties=request)
+    asked = app.expect_message()
+    assert asked.topic == "iot-2/type/sensor/id/dev1/evt/ask/fmt/json"
+    assert asked.properties.ResponseTopic == "iot-2/type/sensor/id/dev1/cmd/answer/fmt/json"
+    reply = props(ResponseTopic="iot-2/type/sensor/id/dev1/evt/ack/fmt/json", CorrelationData=b"c1")
+    app.publish(asked.properties.ResponseTopic, b"!", qos=1, properties=reply)
+    answered = dev.expect_message()
+    assert answered.topic == "iot-2/cmd/answer/fmt/json"
+    assert answered.properties.ResponseTopic == "iot-2/evt/ack/fmt/json"
+    assert answered.properties.CorrelationData == b"c1"
+    dev.drop()
+    will = app.expect_message()
+    assert will.topic == "iot-2/type/sensor/id/dev1/evt/lost/fmt/text"
+    assert will.properties.ResponseTopic == "iot-2/type/sensor/id/dev1/cmd/w/fmt/t"
 
 
 # -- Quickstart ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from roost.server.connect import (
     match_certificate_identity,
     negotiate,
 )
+from roost.server.inbound import canonical_response_topic
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
@@ -277,13 +278,16 @@ def set_will(h: ConnectionHandler, connect: Connect, now: float) -> None:
     if will is None:
         return
     expiry = will.properties.message_expiry_interval
+    props = replace(will.properties, will_delay_interval=None, message_expiry_interval=None)
+    if h.topics is not None:
+        props = canonical_response_topic(h.topics, props)
     h.will = Message(
         tenant=h.session.tenant if h.session else DEFAULT_TENANT,
         topic=will.topic,
         payload=will.payload,
         qos=will.qos,
         retain=will.retain,
-        properties=replace(will.properties, will_delay_interval=None, message_expiry_interval=None),
+        properties=props,
         expires_at=None if expiry is None else now + expiry,
         publisher=connect.client_id,
         created_at=now,

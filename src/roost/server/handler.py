@@ -293,6 +293,11 @@ class ConnectionHandler:
         topic = message.topic
         if self.topics is not None:
             topic = self.topics.outbound_topic(topic)
+            if props.response_topic is not None:
+                # In the client's own form, like the topic (see inbound._message).
+                props = replace(
+                    props, response_topic=self.topics.outbound_topic(props.response_topic)
+                )
         if self.conn.version == ProtocolVersion.V5:
             expiry = message.remaining_expiry(self.ctx.clock() if now is None else now)
             if expiry is not None or delivery.subscription_identifiers:

@@ -4,6 +4,7 @@ of named checks, acknowledgements, SUBSCRIBE and UNSUBSCRIBE."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from roost.auth.base import Action
@@ -17,7 +18,13 @@ from roost.core.topics import (
     is_valid_topic_name,
     parse_shared,
 )
-from roost.dialects.base import PacketRules, PublishErrors, PublishNotice, SubscribeErrors
+from roost.dialects.base import (
+    ClientTopics,
+    PacketRules,
+    PublishErrors,
+    PublishNotice,
+    SubscribeErrors,
+)
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
@@ -128,6 +135,14 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         _publish_notice(h, dialect.publish_refused(h.client, packet.topic, refused))
 
 
+def canonical_response_topic(topics: ClientTopics, props: Properties) -> Properties:
+    """A Response Topic is a topic name too: in the canonical form, like the message's
+    topic, so that whoever answers reaches the client (docs/dialects.md)."""
+    if props.response_topic is None:
+        return props
+    return replace(props, response_topic=topics.inbound_topic(props.response_topic))
+
+
 def _message(h: ConnectionHandler, packet: Publish, now: float) -> Message:
     """The message of an accepted PUBLISH, in the tenant, on the canonical topic."""
     session = h.session
@@ -146,6 +161,7 @@ def _message(h: ConnectionHandler, packet: Publish, now: float) -> Message:
     if h.topics is not None:
         # The dialect's checks saw the client's own form; Roost routes the canonical one.
         topic = h.topics.inbound_topic(topic)
+        props = canonical_response_topic(h.topics, props)
     return Message(
         tenant=session.tenant,
         topic=topic,

@@ -94,7 +94,7 @@ class DeviceOut(BaseModel):
 
 
 class CredentialIn(BaseModel):
-    kind: Literal["password", "token", "certificate"]
+    kind: Literal["password", "token", "certificate", "secret"]
     # password: the username (unique in the tenant) and the password.
     username: str | None = Field(None, min_length=1, max_length=256)
     password: str | None = Field(None, min_length=1, max_length=1024)
@@ -102,6 +102,9 @@ class CredentialIn(BaseModel):
     token: str | None = Field(None, min_length=8, max_length=1024)
     # certificate: its SHA-256 fingerprint or subject.
     identity: str | None = Field(None, min_length=1, max_length=1024)
+    # secret: the device secret of signed logins (Alibaba), given or generated when absent
+    # (then returned once); at most one per device.
+    secret: str | None = Field(None, min_length=8, max_length=1024)
 
 
 class CredentialOut(BaseModel):
@@ -110,13 +113,22 @@ class CredentialOut(BaseModel):
     device_id: str
     kind: str
     name: str | None
-    # Only when the server generated the secret; never shown again.
+    # Only when the server generated the token or device secret; never shown again.
     token: str | None = None
+    secret: str | None = None
 
     @classmethod
-    def of(cls, c: Credential, token: str | None = None) -> CredentialOut:
+    def of(
+        cls, c: Credential, token: str | None = None, secret: str | None = None
+    ) -> CredentialOut:
         return cls(
-            id=c.id, tenant=c.tenant, device_id=c.device_id, kind=c.kind, name=c.name, token=token
+            id=c.id,
+            tenant=c.tenant,
+            device_id=c.device_id,
+            kind=c.kind,
+            name=c.name,
+            token=token,
+            secret=secret,
         )
 
 
@@ -256,7 +268,7 @@ def list_credentials(tenant: TenantDep, device_id: str, reg: RegistryDep) -> lis
 @router.post(
     "/tenants/{tenant}/devices/{device_id}/credentials",
     status_code=201,
-    summary="Add a password, token or certificate identity to a device",
+    summary="Add a password, token, certificate identity or device secret to a device",
 )
 def create_credential(
     tenant: TenantDep, device_id: str, body: CredentialIn, reg: RegistryDep
@@ -272,6 +284,12 @@ def create_credential(
         cred_id, token = _registry_call(lambda: reg.add_token(tenant, device_id, body.token))
         made = next(c for c in reg.credentials(tenant, device_id) if c.id == cred_id)
         return CredentialOut.of(made, token=None if body.token else token)
+    if body.kind == "secret":
+        cred_id, secret = _registry_call(
+            lambda: reg.add_device_secret(tenant, device_id, body.secret)
+        )
+        made = next(c for c in reg.credentials(tenant, device_id) if c.id == cred_id)
+        return CredentialOut.of(made, secret=None if body.secret else secret)
     if body.identity is None:
         raise ApiError(422, "a certificate credential needs identity")
     identity = body.identity

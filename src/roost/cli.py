@@ -108,6 +108,12 @@ def _serve_workers(config: Config) -> None:
     if any(listener.port == 0 for listener in config.listeners):
         raise click.ClickException("workers > 1 need fixed listener ports (port 0 given)")
 
+    if config.registry.enabled or config.api.enabled:
+        # Made (or migrated) once here, not by the workers at the same time.
+        from roost.registry import Registry
+
+        Registry.in_data_dir(config.store.data_dir, config.registry.scrypt_n).close()
+
     def run_worker(index: int) -> None:
         _tune_gc()
         asyncio.run(RoostServer(config, worker=index).serve_forever())

@@ -152,7 +152,7 @@ class LocalBus:
                             self._send_retained(peer)
                 elif peer is not None:
                     self._dispatch(peer, Kind(kind), r)
-        except (asyncio.IncompleteReadError, OSError):
+        except (asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("worker %d: bus frame failed", self.index)

@@ -88,6 +88,25 @@ class Workers:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=20)
 
+    def synced(self, sub: Client, pub: Client) -> None:
+        """Return once `sub`'s subscriptions so far are known to `pub`'s worker: the bus
+        keeps order, so a probe subscription made after them reaching `pub` shows it."""
+        topic = f"sync/{sub.client_id}"
+        sub.subscribe(topic)
+        deadline = time.monotonic() + 10
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            pub.publish(topic, b"probe")
+            time.sleep(0.02)
+            seen = any(m.topic == topic for m in list(sub.messages.queue))
+        assert seen, "subscription never reached the other worker"
+        sub.unsubscribe(topic)
+        kept = [m for m in list(sub.messages.queue) if m.topic != topic]
+        with sub.messages.mutex:
+            sub.messages.queue.clear()
+        for message in kept:
+            sub.messages.put(message)
+
     def worker_of(self, client: Client) -> tuple[int, int]:
         """(index, pid) of the worker `client` is connected to."""
         client.subscribe("$SYS/broker/worker")

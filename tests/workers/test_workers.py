@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,29 @@ def test_persistent_session_resumed_on_the_other_worker(workers: Workers) -> Non
         if sys_message.payload.split()[0] == b"1":
             return  # resumed on worker 1 (at least once; further rounds may move it back)
     pytest.fail("the client never landed on worker 1")
+
+
+def test_killed_worker_is_restarted_and_gets_the_retained_set(tmp_path: Path) -> None:
+    """The parent restarts a worker that dies; the new one gets the retained messages from
+    the other worker (memory durability) and routing between them resumes."""
+    broker = Workers(tmp_path)
+    broker.start()
+    try:
+        pub = broker.connect_on(0)
+        pub.publish("restart/r", b"kept", 1, retain=True)
+        victim = broker.connect_on(1)
+        _, pid = broker.worker_of(victim)
+        os.kill(pid, signal.SIGKILL)
+        broker.wait_log(rf"worker 1 \(pid {pid}\) exited", 1)
+        broker.wait_log(r"worker 0: linked to worker 1", 2)
+        broker.wait_log(r"worker 1: linked to worker 0", 2)
+        sub = broker.connect_on(1)
+        sub.subscribe("restart/#", 1)
+        assert sub.expect_message().payload == b"kept"
+        broker.synced(sub, pub)
+        pub.publish("restart/live", b"again", 1)
+        assert sub.expect_message().payload == b"again"
+        sub.disconnect()
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()

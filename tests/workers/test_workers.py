@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -138,6 +139,30 @@ def test_takeover_of_a_client_connected_to_the_other_worker(workers: Workers) ->
         client.disconnect()
 
 
+def resume_on_worker_1(workers: Workers, client_id: str, topic: str) -> None:
+    """Queue messages for the offline session (held by worker 0 at first), then resume it
+    until the kernel puts the connection on worker 1; each round must get its messages."""
+    expiry = props(CONNECT, SessionExpiryInterval=300)
+    pub = workers.connect_on(1)
+    for round_ in range(30):
+        sent = [f"r{round_}m{i}".encode() for i in range(3)]
+        for payload in sent:
+            pub.publish(topic, payload, 1)
+        client = Client(workers, client_id)  # type: ignore[arg-type]
+        connack = client.connect(clean_start=False, properties=expiry)
+        assert connack.session_present
+        client.subscribe("$SYS/broker/worker")
+        got = client.expect_messages(4)
+        (sys_message,) = [m for m in got if m.topic.startswith("$SYS")]
+        assert [m.payload for m in got if m.topic == topic] == sent
+        client.unsubscribe("$SYS/broker/worker")
+        client.disconnect()
+        if sys_message.payload.split()[0] == b"1":
+            pub.disconnect()
+            return  # resumed on worker 1 (at least once; further rounds may move it back)
+    pytest.fail("the client never landed on worker 1")
+
+
 def test_persistent_session_resumed_on_the_other_worker(workers: Workers) -> None:
     """[MQTT-3.1.2-4] [MQTT-4.4.0-1] a session resumed on the other worker has its
     subscriptions and the messages queued while it was offline (handed over)."""
@@ -145,23 +170,7 @@ def test_persistent_session_resumed_on_the_other_worker(workers: Workers) -> Non
     holder = workers.connect_on(0, "keeper", clean_start=False, properties=expiry)
     holder.subscribe("keep/t", 1)
     holder.disconnect()
-    pub = workers.connect_on(1)
-    for round_ in range(30):
-        sent = [f"r{round_}m{i}".encode() for i in range(3)]
-        for payload in sent:
-            pub.publish("keep/t", payload, 1)
-        client = Client(workers, "keeper")  # type: ignore[arg-type]
-        connack = client.connect(clean_start=False, properties=expiry)
-        assert connack.session_present
-        client.subscribe("$SYS/broker/worker")
-        got = client.expect_messages(4)
-        (sys_message,) = [m for m in got if m.topic.startswith("$SYS")]
-        assert [m.payload for m in got if m.topic == "keep/t"] == sent
-        client.unsubscribe("$SYS/broker/worker")
-        client.disconnect()
-        if sys_message.payload.split()[0] == b"1":
-            return  # resumed on worker 1 (at least once; further rounds may move it back)
-    pytest.fail("the client never landed on worker 1")
+    resume_on_worker_1(workers, "keeper", "keep/t")
 
 
 def test_killed_worker_is_restarted_and_gets_the_retained_set(tmp_path: Path) -> None:
@@ -188,3 +197,25 @@ def test_killed_worker_is_restarted_and_gets_the_retained_set(tmp_path: Path) ->
         pub.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
+
+
+def test_durable_session_handed_over_is_stored_by_the_new_worker(tmp_path: Path) -> None:
+    """Durable mode, a store per worker: the session resumed on the other worker keeps
+    its messages [MQTT-4.4.0-1], and is in the new worker's store, not the old one's."""
+    broker = Workers(tmp_path, durability="sync")
+    broker.start()
+    try:
+        expiry = props(CONNECT, SessionExpiryInterval=300)
+        holder = broker.connect_on(0, "durable", clean_start=False, properties=expiry)
+        holder.subscribe("dur/t", 1)
+        holder.disconnect()
+        resume_on_worker_1(broker, "durable", "dur/t")
+    finally:
+        assert broker.stop() == 0, broker.text()
+    stored = {}
+    for worker in (0, 1):
+        with sqlite3.connect(tmp_path / f"worker-{worker}" / "roost.db") as db:
+            stored[worker] = db.execute(
+                "SELECT count(*) FROM sessions WHERE client_id = 'durable'"
+            ).fetchone()[0]
+    assert stored == {0: 0, 1: 1}

@@ -104,19 +104,38 @@ class Broker:
     def pid(self) -> int:
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The broker process and its children (roost --workers N: the worker processes)."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as fh:
+                return [self.pid, *(int(p) for p in fh.read().split())]
+        except OSError:
+            return [self.pid]
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the broker process (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system CPU time of the broker process (all its threads and children)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+            total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
 
     def rss_bytes(self) -> int:
-        with open(f"/proc/{self.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return total
 
     def write_bytes(self) -> int:
         """Bytes the broker caused to be written to storage (/proc/PID/io), or -1."""
@@ -192,6 +211,17 @@ def start_roost(workdir: Path) -> Broker:
     cfg.write_text(roost_config(port))
     argv = [sys.executable, "-m", "roost", "serve", "--host", HOST, "--port", str(port)]
     return _spawn("roost", [*argv, "--config", str(cfg)], port, workdir)
+
+
+def start_roost_w2(workdir: Path) -> Broker:
+    """Roost with two worker processes on the port (docs/workers.md), the defaults
+    otherwise as "roost"; CPU and RSS are summed over the workers."""
+    port = free_port()
+    cfg = workdir / "roost-w2-bench.toml"
+    data_dir = tempfile.mkdtemp(prefix="roost-w2-data-", dir=workdir)
+    cfg.write_text(roost_config(port) + f'\n[store]\ndata_dir = "{data_dir}"\n')
+    argv = [sys.executable, "-m", "roost", "serve", "--host", HOST, "--port", str(port)]
+    return _spawn("roost-w2", [*argv, "--config", str(cfg), "--workers", "2"], port, workdir)
 
 
 def _start_roost_store(workdir: Path, durability: str) -> Broker:
@@ -303,6 +333,7 @@ def mosquitto_version() -> str:
 
 STARTERS = {
     "roost": start_roost,
+    "roost-w2": start_roost_w2,
     "mosquitto": start_mosquitto,
     "amqtt": start_amqtt,
     "roost-sync": start_roost_sync,

@@ -20,8 +20,10 @@ from bench.loadgen import Role, Samples, worker
 START_DELAY = 0.3
 JOIN_TIMEOUT = 10.0
 
-MAIN = ("roost", "mosquitto")
-WITH_AMQTT = ("roost", "mosquitto", "amqtt")
+# roost-w2 (two worker processes) runs only when named in --brokers.
+MAIN = ("roost", "roost-w2", "mosquitto")
+WITH_AMQTT = ("roost", "roost-w2", "mosquitto", "amqtt")
+OPT_IN = frozenset({"roost-w2"})
 AMQTT_REF = ("roost", "amqtt")
 DURABLE = ("roost-sync", "roost-memory", "mosquitto-persist")
 AMQTT_IDLE = 1_000

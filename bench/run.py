@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "--brokers",
         default="roost,mosquitto,amqtt",
         help="which brokers (roost also selects roost-sync and roost-memory, mosquitto also "
-        "mosquitto-persist)",
+        "mosquitto-persist; roost-w2, two worker processes, only when named)",
     )
     parser.add_argument("--reps", type=int, default=0, help="override runs per cell")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cell.title}:", flush=True)
             entry: dict[str, Any] = {"title": cell.title, "kind": cell.kind}
             for name in cell.brokers:
-                if name.split("-")[0] not in names:
+                if name not in names and (name in cells.OPT_IN or name.split("-")[0] not in names):
                     continue
                 entry[name] = run_broker(name, cell, profile, reps, workdir)
                 print(summary_line(name, cell, entry[name]["median"]), flush=True)

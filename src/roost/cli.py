@@ -57,8 +57,17 @@ def main() -> None:
 @click.option("--host", help="Address of the first listener (overrides the config).")
 @click.option("--port", type=int, help="Port of the first listener (0 = any free port).")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the listener ports (docs/workers.md; overrides the config).",
+)
 def serve(
-    config_path: Path | None, host: str | None, port: int | None, log_level: str | None
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    workers: int | None,
 ) -> None:
     """Start the broker and serve until SIGINT / SIGTERM."""
     config = _load(config_path)
@@ -70,6 +79,8 @@ def serve(
     config = replace(config, listeners=(first, *config.listeners[1:]))
     if log_level is not None:
         config = replace(config, log=replace(config.log, level=log_level.upper()))
+    if workers is not None:
+        config = replace(config, server=replace(config.server, workers=workers))
     logging.basicConfig(
         level=config.log.level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -78,12 +89,36 @@ def serve(
     from roost.server.server import RoostServer
 
     _install_uvloop()
+    if config.server.workers > 1:
+        _serve_workers(config)
+        return
     _tune_gc()
     server = RoostServer(config)
     try:
         asyncio.run(server.serve_forever())
     except (OSError, RoostError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
+
+
+def _serve_workers(config: Config) -> None:
+    """`[server] workers` > 1: this process supervises that many forked workers."""
+    from roost.cluster.supervisor import Supervisor
+    from roost.server.server import RoostServer
+
+    if any(listener.port == 0 for listener in config.listeners):
+        raise click.ClickException("workers > 1 need fixed listener ports (port 0 given)")
+
+    if config.registry.enabled or config.api.enabled:
+        # Made (or migrated) once here, not by the workers at the same time.
+        from roost.registry import Registry
+
+        Registry.in_data_dir(config.store.data_dir, config.registry.scrypt_n).close()
+
+    def run_worker(index: int) -> None:
+        _tune_gc()
+        asyncio.run(RoostServer(config, worker=index).serve_forever())
+
+    sys.exit(Supervisor(config.server.workers, run_worker).run())
 
 
 @main.group()

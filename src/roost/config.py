@@ -197,6 +197,14 @@ class TenantQuotaConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """The process: `workers` > 1 runs that many worker processes on the same listener
+    ports (SO_REUSEPORT), routing to each other over a local bus (docs/workers.md)."""
+
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -207,6 +215,7 @@ class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     acl: tuple[AclRuleConfig, ...] = ()
@@ -231,6 +240,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig,
     "store": StoreConfig,
     "log": LogConfig,
+    "server": ServerConfig,
     "registry": RegistryConfig,
     "quotas": QuotaConfig,
     "api": ApiConfig,
@@ -421,6 +431,7 @@ def validate(config: Config) -> None:
             "store.durability must be sync or memory",
         ),
         (bool(config.listeners), "at least one listener is required"),
+        (1 <= config.server.workers <= 64, "server.workers must be 1..64"),
         (
             config.registry.scrypt_n >= 2
             and not config.registry.scrypt_n & (config.registry.scrypt_n - 1),

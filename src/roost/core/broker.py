@@ -83,6 +83,11 @@ class Broker:
         # Called with each message the broker publishes by itself (wills, $SYS); the server
         # hooks its own pipeline in here.
         self.on_internal_publish: Callable[[Message], None] | None = None
+        # Worker processes (docs/workers.md): told of each message published here, with
+        # the `$share` groups (full filters) served here; None with a single process.
+        self.forward: Callable[[Message, tuple[str, ...]], None] | None = None
+        # Told (tenant, filter, +1 / -1) as sessions' subscriptions come and go.
+        self.on_filter_change: Callable[[str, str, int], None] | None = None
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -96,6 +101,9 @@ class Broker:
                 return session is not None and session.connected
 
             router = self.routers[tenant] = Router(self._strategy, is_online)
+            on_filter_change = self.on_filter_change
+            if on_filter_change is not None:
+                router.on_change = lambda f, delta: on_filter_change(tenant, f, delta)
         return router
 
     def get_session(self, tenant: str, client_id: str) -> Session | None:
@@ -195,6 +203,17 @@ class Broker:
         pending = self._cancel_will(session.key)
         if pending is not None and publish_will:
             self._publish_will(pending.message, now)
+        self._discard(session, delete_stored=True)
+
+    def detach_session(self, session: Session) -> None:
+        """Take a session out of this broker, its pending will cancelled, leaving its stored
+        copy for the caller to delete later (handed over to another worker process, which
+        stores it first: docs/workers.md)."""
+        self._cancel_will(session.key)
+        session.journal = None
+        self._discard(session, delete_stored=False)
+
+    def _discard(self, session: Session, delete_stored: bool) -> None:
         router = self.routers.get(session.tenant)
         if router is not None:
             for topic_filter in session.subscriptions:
@@ -206,7 +225,39 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             usage.sessions -= 1
-            self.store.session_deleted(session.key)
+            if delete_stored:
+                self.store.session_deleted(session.key)
+
+    def adopt_session(
+        self,
+        key: SessionKey,
+        expiry_interval: int,
+        device_id: str | None,
+        subscription_qos: bool,
+        subscriptions: list[SessionSubscription],
+        now: float,
+    ) -> Session:
+        """Install a disconnected persistent session handed over by another worker process
+        (docs/workers.md); it is stored here, its deliveries are for the caller to enqueue."""
+        session = Session(
+            key[0],
+            key[1],
+            max_queued_messages=self.config.max_queued_messages,
+            max_queued_bytes=self.config.max_queued_bytes,
+            queue_overflow=self.config.queue_overflow,
+            max_in_memory=self.config.max_queued_in_memory,
+        )
+        session.expiry_interval = expiry_interval
+        session.device_id = device_id
+        session.subscription_qos = subscription_qos
+        session.disconnected_at = now
+        session.journal = self.journal
+        self.sessions[key] = session
+        self.quotas.of(key[0]).sessions += 1
+        for subscription in subscriptions:
+            self.subscribe(session, subscription)
+        self._save(session)
+        return session
 
     def end_device_sessions(self, tenant: str, device_id: str, now: float) -> int:
         """End every session of a revoked registry device, connected or not, without
@@ -319,21 +370,34 @@ class Broker:
         count: bool = True,
         persist: bool = True,
         only: str | None = None,
+        forward: bool = True,
+        serve_groups: frozenset[str] | None = None,
     ) -> int:
         """Store/clear the retained copy and hand the message to every matching session
         (`only`: to that client's session alone). Returns the number of sessions it was
-        delivered to."""
+        delivered to. With worker processes, the message is also forwarded to the other
+        workers unless `forward` is False; `serve_groups`: of the `$share` groups, only
+        these are served here (a message forwarded by another worker)."""
         if count:
             self.stats.messages_received += 1
             self.stats.publish_bytes_received += len(message.payload)
         if message.retain:
             self._retain(message, persist)
         router = self.routers.get(message.tenant)
+        fwd = self.forward if forward and only is None else None
         if router is None:
+            if fwd is not None:
+                fwd(message, ())
             return 0
         sessions = self.sessions
         tenant = message.tenant
         targets = router.route(message.topic, message.publisher)
+        if fwd is not None:
+            fwd(message, tuple(t.group.share_filter for t in targets if t.group is not None))
+        if serve_groups is not None:
+            targets = [
+                t for t in targets if t.group is None or t.group.share_filter in serve_groups
+            ]
         delivered = 0
         for target in targets:
             if only is not None and target.client_id != only:
@@ -371,6 +435,10 @@ class Broker:
         self.quotas.of(tenant).retained_changed(old, None)
         self.store.retained_deleted(tenant, topic)
         return True
+
+    def set_retained(self, message: Message) -> None:
+        """Set a topic's retained message without routing it (another worker's set)."""
+        self._retain(message)
 
     def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)

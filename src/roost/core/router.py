@@ -28,6 +28,11 @@ class ShareGroup:
     members: dict[str, SessionSubscription] = field(default_factory=dict)
     cursor: int = 0
 
+    @property
+    def share_filter(self) -> str:
+        """The group as subscribed: `$share/{group}/{filter}`."""
+        return f"$share/{self.group}/{self.topic_filter}"
+
 
 @dataclass(slots=True)
 class Target:
@@ -37,6 +42,8 @@ class Target:
     qos: int
     retain_as_published: bool
     subscription_identifiers: list[int]
+    # The `$share` group this target was picked from (None: a non-shared subscription).
+    group: ShareGroup | None = None
 
 
 # A strategy picks one member of a group: (group, candidates in join order) -> client id.
@@ -78,11 +85,16 @@ class Router:
         self.trie: SubscriptionTrie[RouteKey, RouteValue] = SubscriptionTrie()
         self.groups: dict[tuple[str, str], ShareGroup] = {}
         self.strategy = strategy
+        # Told (filter, +1 / -1) when a session's subscription is added or removed (the
+        # worker processes' filter summaries); None when there is nobody to tell.
+        self.on_change: Callable[[str, int], None] | None = None
 
     def add(self, client_id: str, subscription: SessionSubscription) -> None:
         shared = parse_shared(subscription.topic_filter)
+        on_change = self.on_change
         if shared is None:
-            self.trie.add(subscription.topic_filter, client_id, subscription)
+            if self.trie.add(subscription.topic_filter, client_id, subscription) and on_change:
+                on_change(subscription.topic_filter, 1)
             return
         gkey = (shared.group, shared.topic_filter)
         group = self.groups.get(gkey)
@@ -90,12 +102,17 @@ class Router:
             group = ShareGroup(shared.group, shared.topic_filter)
             self.groups[gkey] = group
             self.trie.add(shared.topic_filter, ShareKey(shared.group), group)
+        if on_change is not None and client_id not in group.members:
+            on_change(subscription.topic_filter, 1)
         group.members[client_id] = subscription
 
     def remove(self, client_id: str, topic_filter: str) -> bool:
         shared = parse_shared(topic_filter)
         if shared is None:
-            return self.trie.remove(topic_filter, client_id)
+            removed = self.trie.remove(topic_filter, client_id)
+            if removed and self.on_change is not None:
+                self.on_change(topic_filter, -1)
+            return removed
         gkey = (shared.group, shared.topic_filter)
         group = self.groups.get(gkey)
         if group is None or group.members.pop(client_id, None) is None:
@@ -103,6 +120,8 @@ class Router:
         if not group.members:
             del self.groups[gkey]
             self.trie.remove(shared.topic_filter, ShareKey(shared.group))
+        if self.on_change is not None:
+            self.on_change(topic_filter, -1)
         return True
 
     def route(self, topic: str, publisher: str | None) -> list[Target]:
@@ -123,6 +142,7 @@ class Router:
                         [sub.subscription_identifier]
                         if sub.subscription_identifier is not None
                         else [],
+                        value,
                     )
                 )
                 continue

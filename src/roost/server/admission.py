@@ -175,6 +175,48 @@ def authenticate_and_accept(
     key = (client.tenant, session_client_id)
     if ctx.broker.quotas.enabled and not within_quota(h, key):
         return
+    if ctx.cluster is not None and ctx.cluster.links:
+        claim_then_accept(h, key, connect.clean_start)
+        return
+    accept_session(h, key)
+
+
+def claim_then_accept(h: ConnectionHandler, key: SessionKey, clean_start: bool) -> None:
+    """Worker processes: the others give up this client id first (takeover, hand-over of
+    a resumed session; docs/workers.md), the connection's later packets held meanwhile."""
+    cluster = h.ctx.cluster
+    assert cluster is not None
+    pending = h._authenticating = PendingAuth()
+    pause = getattr(h.transport, "pause_reading", None)
+    if pause is not None:
+        pause()
+    task = asyncio.ensure_future(cluster.claim(key, clean_start))
+
+    def done(f: asyncio.Future[None]) -> None:
+        h._authenticating = None
+        if h._closed:
+            return
+        resume = getattr(h.transport, "resume_reading", None)
+        if resume is not None and not h.transport.is_closing():
+            resume()
+        h._begin()
+        if f.exception() is not None:
+            log.error("claim of %s/%s failed: %r", key[0], key[1], f.exception())
+        accept_session(h, key)
+        h._run_events(pending.events)
+        if pending.input and not h._closed:
+            h.data_received(bytes(pending.input))
+
+    task.add_done_callback(done)
+
+
+def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
+    """Take over or resume the session, set the will, send CONNACK."""
+    ctx = h.ctx
+    connect, client = h._connect, h.client
+    negotiated = h._negotiated
+    assert connect is not None and client is not None and negotiated is not None
+    session_client_id = key[1]
     old = ctx.connections.get(key)
     if old is not None:
         # Session takeover: the existing connection is closed [MQTT-3.1.4-3] with 0x8E.
@@ -266,6 +308,10 @@ def check_credentials_off_loop(h: ConnectionHandler, connect: Connect, client: C
                 reason_code=ReasonCode.UNSPECIFIED_ERROR, reason="credential check failed"
             )
         authenticate_and_accept(h, admission)
+        if h._authenticating is not None:  # claiming the client id from other workers
+            h._authenticating.events[:0] = pending.events
+            h._authenticating.input[:0] = pending.input
+            return
         h._run_events(pending.events)
         if pending.input and not h._closed:
             h.data_received(bytes(pending.input))

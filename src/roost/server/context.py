@@ -15,6 +15,7 @@ from roost.core.session import SessionKey
 from roost.core.store import Committer
 
 if TYPE_CHECKING:
+    from roost.cluster.bus import LocalBus
     from roost.server.handler import ConnectionHandler
     from roost.server.profiles import ListenerProfile
     from roost.streams.base import StreamStore
@@ -42,6 +43,8 @@ class ServerContext:
     assigned_ids: int = 0
     # The messaging service: streams capturing published messages (None: not serving).
     streams: StreamStore | None = None
+    # The bus to the other worker processes (docs/workers.md); None with one process.
+    cluster: LocalBus | None = None
 
     def profile(self, listener: str) -> ListenerProfile:
         profile = self.profiles.get(listener)

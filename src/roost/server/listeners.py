@@ -45,10 +45,12 @@ class Listener:
     async def start(self) -> bool:
         """Bind; False when an optional listener cannot (logged), raises for a required one."""
         config = self.config
+        # Worker processes share the port; the kernel spreads connections among them.
+        reuse_port = self.ctx.config.server.workers > 1
         try:
             if self.tls is not None or config.proxy_protocol:
                 # TLS and PROXY: an accept loop runs each connection's pre-MQTT stage.
-                sock = listening_socket(config.host, config.port)
+                sock = listening_socket(config.host, config.port, reuse_port=reuse_port)
                 self.accept_loop = AcceptLoop(self, sock)
                 self._accept_task = self.loop.create_task(self.accept_loop.run())
                 self.port = sock.getsockname()[1]
@@ -58,6 +60,7 @@ class Listener:
                     host=config.host,
                     port=config.port,
                     reuse_address=True,
+                    reuse_port=reuse_port or None,
                     backlog=1024,
                 )
                 self.port = self.server.sockets[0].getsockname()[1]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from roost import __version__
@@ -40,15 +42,22 @@ TICK_SECONDS = 0.1
 class RoostServer:
     """Owns the broker and its listeners for the life of the process."""
 
-    def __init__(self, config: Config, auth: AuthChain | None = None) -> None:
+    def __init__(self, config: Config, auth: AuthChain | None = None, *, worker: int = 0) -> None:
+        """`worker`: this process's index when `[server] workers` > 1 (docs/workers.md)."""
         self.config = config
+        self.worker = worker
         self.store: Store
+        workers = config.server.workers
+        # Worker processes keep their sessions in a store each.
+        store_dir = Path(config.store.data_dir)
+        if workers > 1:
+            store_dir = store_dir / f"worker-{worker}"
         quotas = Quotas(
             config.quotas_of,
             enabled=any(config.quotas_of(t).limited for t in config.quota_tenants()),
         )
         if config.store.durability == "sync":
-            sqlite = SqliteStore(config.store.data_dir)
+            sqlite = SqliteStore(store_dir)
             self.store = sqlite
             self.broker = Broker(config.mqtt, sqlite, journal=sqlite, quotas=quotas)
             committer: Committer | None = sqlite
@@ -67,6 +76,11 @@ class RoostServer:
             auth.authorizers.append(AclAuthorizer(rules))
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
         self.ctx.streams = self.streams
+        if workers > 1:
+            from roost.cluster.bus import LocalBus
+
+            run_dir = Path(config.store.data_dir) / "run"
+            self.ctx.cluster = LocalBus(self.ctx, worker, workers, run_dir)
         self.streams.clock = self.ctx.clock
         # The registry is open when it checks credentials or when the API manages it.
         self.registry: Registry | None = None
@@ -86,6 +100,8 @@ class RoostServer:
         started = time.monotonic()
         snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
+        if self.ctx.cluster is not None:
+            await self.ctx.cluster.start()
         self.streams.start(
             self.ctx.clock(),
             [stream_spec(d) for d in self.config.streams],
@@ -108,7 +124,8 @@ class RoostServer:
             self.ports[listener.name] = listener.port
             if listener.server is not None:
                 self.servers.append(listener.server)
-        if self.config.api.enabled:
+        if self.config.api.enabled and self.worker == 0:
+            # With worker processes only the first serves the HTTP API (docs/workers.md).
             key = admin_key(self.config.api.admin_key, self.config.store.data_dir)
             from roost.api.server import ApiServer
 
@@ -133,7 +150,7 @@ class RoostServer:
         if registry.tenant(DEFAULT_TENANT) is None and any(
             listener.tenant == DEFAULT_TENANT for listener in self.config.listeners
         ):
-            # ValueError: made meanwhile by another process (the CLI).
+            # ValueError: made meanwhile by another process (another worker, the CLI).
             with contextlib.suppress(ValueError):
                 registry.add_tenant(DEFAULT_TENANT, "the listeners' default tenant")
 
@@ -234,6 +251,8 @@ class RoostServer:
                 sum(len(s.subscriptions) for s in self.broker.sessions.values())
             ),
         }
+        if self.ctx.cluster is not None:
+            values["worker"] = f"{self.worker} {os.getpid()}"
         if self.broker.quotas.enabled:
             # Each tenant's usage and refusals, for the operator (in the default tenant).
             for tenant, usage in self.broker.quotas.usage.items():
@@ -259,6 +278,7 @@ class RoostServer:
                     now,
                     count=False,
                     persist=False,
+                    forward=False,
                 )
             version_sent = True
             await asyncio.sleep(self.config.mqtt.sys_interval)
@@ -272,6 +292,8 @@ class RoostServer:
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        if self.ctx.cluster is not None:
+            await self.ctx.cluster.stop()
         for listener in self.listeners:
             listener.close()
         for handler in list(self.ctx.handlers):

@@ -115,9 +115,11 @@ class AcceptLoop:
         slot.release()
 
 
-def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A non-blocking listening TCP socket (SO_REUSEADDR) on host:port."""
+def listening_socket(
+    host: str, port: int, backlog: int = 1024, *, reuse_port: bool = False
+) -> socket.socket:
+    """A non-blocking listening TCP socket (SO_REUSEADDR; SO_REUSEPORT if asked) on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=reuse_port)
     sock.setblocking(False)
     return sock

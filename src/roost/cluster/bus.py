@@ -1,0 +1,377 @@
+"""The local bus between the worker processes of one box: Unix domain sockets, full
+mesh; filter summaries, forwarded messages, retained messages, session claims."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from roost.cluster.codec import (
+    HEADER,
+    MAX_FRAME,
+    HandOver,
+    Kind,
+    Reader,
+    Writer,
+    forward_frame,
+    read_forward,
+    read_hand_over,
+    read_message,
+    write_hand_over,
+    write_message,
+)
+from roost.core.message import Delivery, Message
+from roost.core.session import Session, SessionKey
+from roost.core.topics import parse_shared
+from roost.core.trie import SubscriptionTrie
+
+if TYPE_CHECKING:
+    from roost.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+# How long a CONNECT waits for the other workers' answers to its claim.
+CLAIM_TIMEOUT = 2.0
+RECONNECT_SECONDS = 0.2
+
+
+def socket_path(run_dir: Path, index: int) -> Path:
+    return run_dir / f"worker-{index}.sock"
+
+
+class Peer:
+    """Another worker: the link we send on, and the filters its sessions subscribe to."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.writer: asyncio.StreamWriter | None = None
+        # Per tenant: filter -> "" for plain subscriptions, the full `$share/g/f` for groups.
+        self.summary: dict[str, SubscriptionTrie[str, str]] = {}
+        self.wants_retained = False
+
+    def send(self, frame: bytes) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(frame)
+
+
+class LocalBus:
+    """This worker's end of the bus."""
+
+    def __init__(self, ctx: ServerContext, index: int, count: int, run_dir: Path) -> None:
+        self.ctx = ctx
+        self.broker = ctx.broker
+        self.index = index
+        self.run_dir = run_dir
+        self.peers = {i: Peer(i) for i in range(count) if i != index}
+        self.links: list[Peer] = []  # peers whose link is up
+        self.counts: dict[tuple[str, str], int] = {}
+        self.needs_retained = True
+        self._rotate = itertools.count()
+        self._ids = itertools.count(1)
+        self._claims: dict[int, tuple[set[int], asyncio.Future[HandOver | None]]] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.forwarded = 0
+        self.received = 0
+        ctx.broker.forward = self.forward
+        ctx.broker.on_filter_change = self.filter_changed
+
+    # -- life ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = socket_path(self.run_dir, self.index)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self._server = await asyncio.start_unix_server(self._inbound, path=str(path))
+        os.chmod(path, 0o600)
+        for peer in self.peers.values():
+            self._tasks.append(asyncio.create_task(self._link(peer)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+        for peer in self.peers.values():
+            if peer.writer is not None:
+                peer.writer.close()
+
+    async def _link(self, peer: Peer) -> None:
+        """Keep the link to `peer` up; on each (re)connect it gets our whole summary."""
+        path = str(socket_path(self.run_dir, peer.index))
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(path)
+            except OSError:
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            hello = Writer(Kind.HELLO)
+            hello.u16(self.index)
+            hello.u8(self.needs_retained)
+            writer.write(hello.frame())
+            for (tenant, topic_filter), count in self.counts.items():
+                if count > 0:
+                    writer.write(_filter_frame(tenant, topic_filter, True))
+            peer.writer = writer
+            self.links.append(peer)
+            log.info("worker %d: linked to worker %d", self.index, peer.index)
+            if peer.wants_retained:
+                self._send_retained(peer)
+            with contextlib.suppress(OSError):
+                await reader.read()  # the peer never writes here: EOF when it goes
+            self.links.remove(peer)
+            peer.writer = None
+            writer.close()
+            log.info("worker %d: link to worker %d lost", self.index, peer.index)
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer: Peer | None = None
+        try:
+            while True:
+                header = await reader.readexactly(HEADER.size)
+                length, kind = HEADER.unpack(header)
+                if length < 1 or length > MAX_FRAME:
+                    log.error("worker %d: bad frame from a peer, link dropped", self.index)
+                    return
+                r = Reader(await reader.readexactly(length - 1))
+                if kind == Kind.HELLO:
+                    peer = self.peers.get(r.u16())
+                    if peer is None:
+                        return
+                    peer.summary.clear()
+                    if r.u8():
+                        peer.wants_retained = True
+                        if peer.writer is not None:
+                            self._send_retained(peer)
+                elif peer is not None:
+                    self._dispatch(peer, Kind(kind), r)
+        except (asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("worker %d: bus frame failed", self.index)
+        finally:
+            writer.close()
+            if peer is not None:
+                peer.summary.clear()
+                for waiting, future in list(self._claims.values()):
+                    waiting.discard(peer.index)
+                    if not waiting and not future.done():
+                        future.set_result(None)
+
+    def _dispatch(self, peer: Peer, kind: Kind, r: Reader) -> None:
+        if kind is Kind.FORWARD:
+            message, groups = read_forward(r)
+            self.received += 1
+            self.broker.publish(
+                message, self.ctx.clock(), count=False, forward=False, serve_groups=groups
+            )
+        elif kind is Kind.FILTER:
+            tenant, topic_filter, added = r.text(), r.text(), r.u8()
+            trie = peer.summary.get(tenant)
+            if trie is None:
+                trie = peer.summary[tenant] = SubscriptionTrie()
+            shared = parse_shared(topic_filter)
+            inner = topic_filter if shared is None else shared.topic_filter
+            if added:
+                trie.add(inner, topic_filter, "" if shared is None else topic_filter)
+            else:
+                trie.remove(inner, topic_filter)
+        elif kind is Kind.RETAINED_DONE:
+            self.needs_retained = False
+        elif kind is Kind.CLAIM:
+            self._claimed(peer, r.u32(), (r.text(), r.text()), bool(r.u8()))
+        elif kind is Kind.CLAIMED:
+            self._answer(peer, r.u32(), read_hand_over(r) if r.u8() else None)
+        elif kind is Kind.HANDED:
+            key = (r.text(), r.text())
+            if self.broker.get_session(*key) is None:
+                self.broker.store.session_deleted(key)
+        elif kind is Kind.RETAIN:
+            self.broker.set_retained(read_message(r))
+
+    # -- routing -------------------------------------------------------------------------
+
+    def filter_changed(self, tenant: str, topic_filter: str, delta: int) -> None:
+        """A local subscription came or went: peers hear of a filter's first and last."""
+        key = (tenant, topic_filter)
+        count = self.counts.get(key, 0) + delta
+        if count > 0:
+            self.counts[key] = count
+        else:
+            self.counts.pop(key, None)
+        if (count == 1 and delta > 0) or count == 0:
+            frame = _filter_frame(tenant, topic_filter, count > 0)
+            for peer in self.links:
+                peer.send(frame)
+
+    def forward(self, message: Message, local_groups: tuple[str, ...]) -> None:
+        """A message published here: once to each peer with a matching subscription (all
+        of them for a retained one); each `$share` group not served here goes to exactly
+        one peer that has members, told so in the frame."""
+        links = self.links
+        if not links:
+            return
+        start = next(self._rotate) % len(links)
+        assigned: set[str] = set(local_groups)
+        for peer in links[start:] + links[:start]:
+            plain = False
+            groups: list[str] = []
+            trie = peer.summary.get(message.tenant)
+            if trie is not None:
+                for _, group in trie.match(message.topic):
+                    if not group:
+                        plain = True
+                    elif group not in assigned:
+                        assigned.add(group)
+                        groups.append(group)
+            if plain or groups or message.retain:
+                peer.send(forward_frame(message, tuple(groups)))
+                self.forwarded += 1
+
+    def _send_retained(self, peer: Peer) -> None:
+        """The whole retained set ($SYS aside) to a worker that has just started."""
+        peer.wants_retained = False
+        now = self.ctx.clock()
+        for index in self.broker.retained.values():
+            for topic, message in index.match("#"):
+                if not topic.startswith("$") and not message.expired(now):
+                    w = Writer(Kind.RETAIN)
+                    write_message(w, message)
+                    peer.send(w.frame())
+        peer.send(Writer(Kind.RETAINED_DONE).frame())
+
+    # -- session claims ------------------------------------------------------------------
+
+    async def claim(self, key: SessionKey, clean_start: bool) -> None:
+        """A client connects here: the others drop its connection (takeover) and, unless it
+        starts clean, hand its session over; installed here before this returns."""
+        links = list(self.links)
+        if not links:
+            return
+        request = next(self._ids)
+        future: asyncio.Future[HandOver | None] = asyncio.get_running_loop().create_future()
+        self._claims[request] = ({p.index for p in links}, future)
+        w = Writer(Kind.CLAIM)
+        w.u32(request)
+        w.text(key[0])
+        w.text(key[1])
+        w.u8(clean_start)
+        frame = w.frame()
+        for peer in links:
+            peer.send(frame)
+        try:
+            hand_over = await asyncio.wait_for(future, CLAIM_TIMEOUT)
+        except TimeoutError:
+            log.warning("worker %d: claim of %s/%s not answered in time", self.index, *key)
+            return
+        finally:
+            del self._claims[request]
+        if hand_over is not None and self.broker.get_session(*key) is None:
+            self._install(key, hand_over)
+
+    def _answer(self, peer: Peer, request: int, hand_over: HandOver | None) -> None:
+        entry = self._claims.get(request)
+        if entry is None:
+            return
+        waiting, future = entry
+        waiting.discard(peer.index)
+        if future.done():
+            return
+        if hand_over is not None:
+            future.set_result(hand_over)
+        elif not waiting:
+            future.set_result(None)
+
+    def _claimed(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
+        """Another worker's client connected with a client id that may live here."""
+        handler = self.ctx.connections.get(key)
+        if handler is not None:
+            log.info("worker %d: %s/%s taken over by worker %d", self.index, *key, peer.index)
+            handler.take_over()
+        w = Writer(Kind.CLAIMED)
+        w.u32(request)
+        session = self.broker.get_session(*key)
+        if session is None or session.connected:
+            w.u8(0)
+        elif clean_start:
+            self.broker.end_session(session, self.ctx.clock())
+            w.u8(0)
+        else:
+            w.u8(1)
+            write_hand_over(w, _hand_over(session))
+            self.broker.detach_session(session)
+        peer.send(w.frame())
+
+    def _install(self, key: SessionKey, h: HandOver) -> None:
+        now = self.ctx.clock()
+        session = self.broker.adopt_session(
+            key, h.expiry_interval, h.device_id, h.subscription_qos, h.subscriptions, now
+        )
+        for delivery in h.deliveries:
+            session.enqueue(delivery)
+        session.awaiting_rel.update(h.awaiting_rel)
+        log.info(
+            "worker %d: session %s/%s handed over (%d subscriptions, %d messages)",
+            self.index,
+            *key,
+            len(h.subscriptions),
+            len(h.deliveries),
+        )
+        self._handed(key)
+
+    def _handed(self, key: SessionKey) -> None:
+        """Tell the old holder, once the session is stored here, to delete its copy."""
+        w = Writer(Kind.HANDED)
+        w.text(key[0])
+        w.text(key[1])
+        frame = w.frame()
+
+        def tell() -> None:
+            for peer in self.links:
+                peer.send(frame)
+
+        committer = self.ctx.committer
+        if committer is None:
+            tell()
+        else:
+            committer.after_commit(committer.write_seq, tell)
+
+
+def _filter_frame(tenant: str, topic_filter: str, added: bool) -> bytes:
+    w = Writer(Kind.FILTER)
+    w.text(tenant)
+    w.text(topic_filter)
+    w.u8(added)
+    return w.frame()
+
+
+def _hand_over(session: Session) -> HandOver:
+    """A session's state to pass on: unacknowledged messages (DUP) first, then the queue;
+    those awaiting only PUBCOMP are already with the client."""
+    deliveries = [
+        Delivery(
+            message=d.message,
+            qos=d.qos,
+            retain=d.retain,
+            subscription_identifiers=d.subscription_identifiers,
+            dup=True,
+        )
+        for d in session.inflight.values()
+        if not d.released
+    ]
+    deliveries.extend(session.queue)
+    return HandOver(
+        expiry_interval=session.expiry_interval,
+        device_id=session.device_id,
+        subscription_qos=session.subscription_qos,
+        subscriptions=list(session.subscriptions.values()),
+        deliveries=deliveries,
+        awaiting_rel=sorted(session.awaiting_rel),
+    )

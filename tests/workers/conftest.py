@@ -1,0 +1,139 @@
+"""`roost serve --workers 2` as a real process on a fixed free port, and paho clients
+placed on a chosen worker (each worker publishes `$SYS/broker/worker`: its index, pid)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import V5, Client
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = """
+[[listeners]]
+name = "default"
+host = "127.0.0.1"
+port = 1883
+
+[mqtt]
+sys_interval = 1.0
+
+[store]
+durability = "{durability}"
+data_dir = "{data_dir}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Workers:
+    """The broker process (the supervisor) and its log."""
+
+    data_dir: Path
+    durability: str = "memory"
+    host: str = "127.0.0.1"
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.data_dir / "roost.log"
+
+    def start(self) -> None:
+        config = self.data_dir / "roost.toml"
+        config.write_text(CONFIG.format(data_dir=self.data_dir, durability=self.durability))
+        self.port = self.port or free_port()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "roost", "serve", "--config", str(config),
+                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
+                ],
+                stderr=out,
+                env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            )  # fmt: skip
+        self.wait_log(r"worker 0: linked to worker 1", 1)
+        self.wait_log(r"worker 1: linked to worker 0", 1)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(re.findall(pattern, self.text())) >= count:
+                return
+            assert self.proc is not None and self.proc.poll() is None, self.text()
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in the log:\n{self.text()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+    def synced(self, sub: Client, pub: Client) -> None:
+        """Return once `sub`'s subscriptions so far are known to `pub`'s worker: the bus
+        keeps order, so a probe subscription made after them reaching `pub` shows it."""
+        topic = f"sync/{sub.client_id}"
+        sub.subscribe(topic)
+        deadline = time.monotonic() + 10
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            pub.publish(topic, b"probe")
+            time.sleep(0.02)
+            seen = any(m.topic == topic for m in list(sub.messages.queue))
+        assert seen, "subscription never reached the other worker"
+        sub.unsubscribe(topic)
+        kept = [m for m in list(sub.messages.queue) if m.topic != topic]
+        with sub.messages.mutex:
+            sub.messages.queue.clear()
+        for message in kept:
+            sub.messages.put(message)
+
+    def worker_of(self, client: Client) -> tuple[int, int]:
+        """(index, pid) of the worker `client` is connected to."""
+        client.subscribe("$SYS/broker/worker")
+        message = client.expect_message()
+        index, pid = message.payload.decode().split()
+        client.unsubscribe("$SYS/broker/worker")
+        client.barrier()
+        while not client.messages.empty():  # a later $SYS round
+            client.messages.get()
+        return int(index), int(pid)
+
+    def connect_on(
+        self, worker: int, client_id: str = "", clean_start: bool = True, **kwargs: object
+    ) -> Client:
+        """A connected v5 client on the given worker (connecting until the kernel picks it)."""
+        for _ in range(60):
+            client = Client(self, client_id, V5)  # type: ignore[arg-type]
+            client.connect(clean_start=clean_start, **kwargs)  # type: ignore[arg-type]
+            if self.worker_of(client)[0] == worker:
+                return client
+            client.disconnect()
+        raise AssertionError(f"could not reach worker {worker}")
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    broker = Workers(tmp_path_factory.mktemp("workers"))
+    broker.start()
+    yield broker
+    assert broker.stop() == 0, broker.text()

@@ -66,7 +66,7 @@ def device_record(d: Device) -> Record:
     }
 
 
-def credential_record(c: Credential, token: str | None = None) -> Record:
+def credential_record(c: Credential, token: str | None = None, secret: str | None = None) -> Record:
     return {
         "id": c.id,
         "tenant": c.tenant,
@@ -74,6 +74,7 @@ def credential_record(c: Credential, token: str | None = None) -> Record:
         "kind": c.kind,
         "name": c.name,
         "token": token,
+        "secret": secret,
     }
 
 
@@ -172,6 +173,12 @@ class LocalAdmin:
             cred_id, token = _call(lambda: reg.add_token(tenant, device_id, body.get("token")))
             made = next(c for c in reg.credentials(tenant, device_id) if c.id == cred_id)
             return credential_record(made, None if body.get("token") else token)
+        if kind == "secret":
+            cred_id, secret = _call(
+                lambda: reg.add_device_secret(tenant, device_id, body.get("secret"))
+            )
+            made = next(c for c in reg.credentials(tenant, device_id) if c.id == cred_id)
+            return credential_record(made, secret=None if body.get("secret") else secret)
         return credential_record(
             _call(lambda: reg.add_certificate(tenant, device_id, body["identity"]))
         )

@@ -245,7 +245,7 @@ def device_remove(admin: Admin, tenant_id: str, device_id: str) -> Record:
 
 @click.group()
 def credential() -> None:
-    """Device credentials: add-password, add-token, add-certificate, list, revoke."""
+    """Device credentials: add-password, add-token, add-certificate, add-secret, list, revoke."""
 
 
 @credential.command("add-password")
@@ -274,6 +274,21 @@ def credential_add_token(admin: Admin, tenant_id: str, device_id: str, token: st
     body: Record = {"kind": "token"}
     if token is not None:
         body["token"] = token
+    return admin.add_credential(tenant_id, device_id, body)
+
+
+@credential.command("add-secret")
+@click.argument("tenant_id")
+@click.argument("device_id")
+@click.option("--secret", help="The device secret (default: generated, shown once).")
+@admin_command
+def credential_add_secret(
+    admin: Admin, tenant_id: str, device_id: str, secret: str | None
+) -> Record:
+    """The device secret of signed logins (Alibaba: tenant = product key, device = name)."""
+    body: Record = {"kind": "secret"}
+    if secret is not None:
+        body["secret"] = secret
     return admin.add_credential(tenant_id, device_id, body)
 
 

@@ -3,6 +3,8 @@ a broker that picks the changes up) and through a running Roost's HTTP API."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -192,3 +194,29 @@ def test_api_mode(brokers, client_factory):
     assert refused.exit_code == 1 and "(403)" in refused.output
     wrong = cli("tenant", "list", key="rk.1.wrong", ok=False)
     assert wrong.exit_code == 1 and "(401)" in wrong.output
+
+
+def test_device_secret_for_signed_logins(roost, data_dir):
+    """`credential add-secret`: generated and shown once (or given), one per device, never
+    listed; the registry verifies an HMAC made with it (the alibaba dialect's login)."""
+    roost("tenant", "add", "a1Prod")
+    roost("device", "add", "a1Prod", "lamp")
+    roost("device", "add", "a1Prod", "fan")
+    secret = as_json(roost("credential", "add-secret", "a1Prod", "lamp", "--json"))["secret"]
+    assert len(secret) == 32
+    again = roost("credential", "add-secret", "a1Prod", "lamp", ok=False)
+    assert again.exit_code == 1 and "(409)" in again.output
+    given = as_json(
+        roost("credential", "add-secret", "a1Prod", "fan", "--secret", "s3cret-fan", "--json")
+    )
+    assert given["secret"] is None
+    listed = roost("credential", "list", "a1Prod", "lamp", "--json")
+    assert secret not in listed.output and as_json(listed)[0]["kind"] == "secret"
+    reg = Registry.in_data_dir(data_dir, FAST_N)
+    try:
+        content = b"clientIdSN1deviceNamelampproductKeya1Prod"
+        mac = hmac.new(secret.encode(), content, hashlib.sha1).digest()
+        assert reg.check_hmac("a1Prod", "lamp", content, "sha1", mac) is not None
+        assert reg.check_hmac("a1Prod", "fan", content, "sha1", mac) is None
+    finally:
+        reg.close()

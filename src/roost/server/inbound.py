@@ -20,10 +20,7 @@ from roost.core.topics import (
 )
 from roost.dialects.base import (
     ClientTopics,
-    PacketRules,
-    PublishErrors,
     PublishNotice,
-    SubscribeErrors,
 )
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
@@ -66,8 +63,9 @@ def check_dialect(h: ConnectionHandler, packet: Publish) -> int | None:
     refused = dialect.check_publish(
         h.client, packet.topic, packet.qos, packet.retain, len(packet.payload)
     )
-    if refused is None and isinstance(dialect, PacketRules):
-        refused = dialect.check_publish_properties(h.client, packet.properties)
+    rules = h.profile.packet_rules
+    if refused is None and rules is not None:
+        refused = rules.check_publish_properties(h.client, packet.properties)
     return refused
 
 
@@ -129,10 +127,11 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         if code < 0x80:
             session.add_awaiting_rel(packet.packet_id or 0)
         conn.send_pubrec(packet.packet_id or 0, code)
-    dialect = h.profile.dialect
-    if refused is not None and isinstance(dialect, PublishErrors):
+    if refused is not None and h.profile.publish_errors is not None:
         assert h.client is not None
-        _publish_notice(h, dialect.publish_refused(h.client, packet.topic, refused))
+        _publish_notice(
+            h, h.profile.publish_errors.publish_refused(h.client, packet.topic, refused)
+        )
 
 
 def canonical_response_topic(topics: ClientTopics, props: Properties) -> Properties:
@@ -279,8 +278,9 @@ def _subscription_code(h: ConnectionHandler, sub: Subscription) -> int:
     session = h.session
     assert session is not None and h.client is not None
     dialect = h.profile.dialect
-    if shared is not None and isinstance(dialect, PacketRules):
-        refused = dialect.check_share_name(h.client, shared.group)
+    rules = h.profile.packet_rules
+    if shared is not None and rules is not None:
+        refused = rules.check_share_name(h.client, shared.group)
         if refused is not None:
             return refused
     refused = dialect.check_subscribe(h.client, inner, sub.qos, shared is not None)
@@ -348,12 +348,12 @@ def on_subscribe(h: ConnectionHandler, packet: Subscribe) -> None:
         added.append((entry, existed))
     # The SUBACK goes out before any retained message of the new subscriptions.
     h.conn.send_suback(packet.packet_id, tuple(codes))
-    dialect = h.profile.dialect
-    if isinstance(dialect, SubscribeErrors) and max(codes, default=0) >= 0x80:
+    notify = h.profile.subscribe_errors
+    if notify is not None and max(codes, default=0) >= 0x80:
         assert h.client is not None
         for sub, code in zip(packet.subscriptions, codes, strict=True):
             if code >= 0x80:
-                _publish_notice(h, dialect.subscribe_refused(h.client, sub.topic_filter, code))
+                _publish_notice(h, notify.subscribe_refused(h.client, sub.topic_filter, code))
     now = h.ctx.clock()
     for entry, existed in added:
         for delivery in h.ctx.broker.retained_for(session, entry, existed, now):

@@ -8,7 +8,13 @@ from dataclasses import dataclass, replace
 
 from roost.config import Config, MQTTConfig
 from roost.dialects import Dialect, make_dialect
-from roost.dialects.base import DialectLimits, RetainPolicy
+from roost.dialects.base import (
+    DialectLimits,
+    PacketRules,
+    PublishErrors,
+    RetainPolicy,
+    SubscribeErrors,
+)
 from roost.protocol.connection import ConnectionLimits
 from roost.server import inbound
 
@@ -23,6 +29,11 @@ class ListenerProfile:
     tenant: str
     # False: the RETAIN flag of a PUBLISH is accepted and ignored.
     keeps_retain: bool
+    # The dialect's optional hooks, found once (an isinstance against a runtime-checkable
+    # Protocol costs microseconds: too much for every PUBLISH).
+    packet_rules: PacketRules | None = None
+    publish_errors: PublishErrors | None = None
+    subscribe_errors: SubscribeErrors | None = None
 
 
 def _lower(value: int, cap: int | None) -> int:
@@ -76,4 +87,7 @@ def build_profile(config: Config, listener: str) -> ListenerProfile:
         topic_name_valid=inbound.topic_name_checker(m),
         tenant=tenant,
         keeps_retain=limits.retain is not RetainPolicy.IGNORED,
+        packet_rules=dialect if isinstance(dialect, PacketRules) else None,
+        publish_errors=dialect if isinstance(dialect, PublishErrors) else None,
+        subscribe_errors=dialect if isinstance(dialect, SubscribeErrors) else None,
     )

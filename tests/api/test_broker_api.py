@@ -183,3 +183,22 @@ def test_tenant_stats(api: Api, op: httpx.Client, client_factory: Callable[..., 
         "queued": 0,
         "retained": 0,
     }
+
+
+def test_publish_by_default_arrives_at_each_subscriptions_qos(
+    api: Api, op: httpx.Client, client_factory: Callable[..., Client]
+) -> None:
+    """Backend -> device: without a `qos`, the message is QoS 2, so each device gets it at the
+    QoS it subscribed with, min(2, granted) [MQTT-3.8.4-8]; an explicit QoS caps it."""
+    subs = {
+        qos: subscriber(api, client_factory, f"dev-q{qos}", "ota/all", qos=qos) for qos in (0, 1, 2)
+    }
+    assert (
+        op.post("/tenants/default/publish", json={"topic": "ota/all", "payload": "v2"}).json()[
+            "matched_sessions"
+        ]
+        == 3
+    )
+    assert {qos: c.expect_message().qos for qos, c in subs.items()} == {0: 0, 1: 1, 2: 2}
+    op.post("/tenants/default/publish", json={"topic": "ota/all", "payload": "v3", "qos": 1})
+    assert {qos: c.expect_message().qos for qos, c in subs.items()} == {0: 0, 1: 1, 2: 1}

@@ -292,7 +292,7 @@ class RoostClient:
         self,
         topic: str,
         payload: bytes | str,
-        qos: int = 0,
+        qos: int = 2,
         *,
         retain: bool = False,
         device: str | None = None,
@@ -303,7 +303,8 @@ class RoostClient:
         message_expiry_interval: int | None = None,
     ) -> int:
         """Publish to `topic` (to the session of client `device` alone, if given); answered
-        once stored. Returns the number of sessions it was queued for. Not retried (a retry
+        once stored. Each subscriber gets it at the lower of `qos` and its subscription's
+        QoS: the default, 2, delivers at the QoS each device subscribed with. Returns the number of sessions it was queued for. Not retried (a retry
         could deliver twice)."""
         raw = payload.encode() if isinstance(payload, str) else payload
         body: dict[str, Any] = {

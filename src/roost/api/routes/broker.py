@@ -239,7 +239,11 @@ class PublishIn(BaseModel):
     topic: str = Field(min_length=1, max_length=65535)
     payload: str | None = Field(None, description="UTF-8 text payload")
     payload_base64: str | None = Field(None, description="binary payload, base64")
-    qos: Literal[0, 1, 2] = 0
+    qos: Literal[0, 1, 2] = Field(
+        2,
+        description="the message's QoS: each subscriber gets the lower of this and its "
+        "subscription's; the default, 2, delivers at the QoS each device subscribed with",
+    )
     retain: bool = False
     content_type: str | None = Field(None, max_length=65535)
     payload_format_indicator: Literal[0, 1] | None = None

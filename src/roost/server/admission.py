@@ -181,25 +181,39 @@ def authenticate_and_accept(
     accept_session(h, key)
 
 
+def _hold_input(h: ConnectionHandler) -> PendingAuth:
+    """Hold the connection's later packets while its CONNECT waits for something off the
+    event loop's turn (a credential check, other workers' answers)."""
+    pending = h._authenticating = PendingAuth()
+    pause = getattr(h.transport, "pause_reading", None)
+    if pause is not None:
+        pause()
+    return pending
+
+
+def _resume_input(h: ConnectionHandler) -> bool:
+    """The wait is over: read again. False if the connection closed meanwhile."""
+    h._authenticating = None
+    if h._closed:
+        return False
+    resume = getattr(h.transport, "resume_reading", None)
+    if resume is not None and not h.transport.is_closing():
+        resume()
+    h._begin()
+    return True
+
+
 def claim_then_accept(h: ConnectionHandler, key: SessionKey, clean_start: bool) -> None:
     """Worker processes: the others give up this client id first (takeover, hand-over of
     a resumed session; docs/workers.md), the connection's later packets held meanwhile."""
     cluster = h.ctx.cluster
     assert cluster is not None
-    pending = h._authenticating = PendingAuth()
-    pause = getattr(h.transport, "pause_reading", None)
-    if pause is not None:
-        pause()
+    pending = _hold_input(h)
     task = asyncio.ensure_future(cluster.claim(key, clean_start))
 
     def done(f: asyncio.Future[None]) -> None:
-        h._authenticating = None
-        if h._closed:
+        if not _resume_input(h):
             return
-        resume = getattr(h.transport, "resume_reading", None)
-        if resume is not None and not h.transport.is_closing():
-            resume()
-        h._begin()
         if f.exception() is not None:
             log.error("claim of %s/%s failed: %r", key[0], key[1], f.exception())
         accept_session(h, key)
@@ -284,22 +298,14 @@ def within_quota(h: ConnectionHandler, key: SessionKey) -> bool:
 def check_credentials_off_loop(h: ConnectionHandler, connect: Connect, client: ClientInfo) -> None:
     """Run the dialect's credential check in a worker thread (scrypt releases the GIL),
     holding this connection's later packets until it is done."""
-    pending = h._authenticating = PendingAuth()
-    pause = getattr(h.transport, "pause_reading", None)
-    if pause is not None:
-        pause()
+    pending = _hold_input(h)
     future = h.loop.run_in_executor(
         None, h.profile.dialect.authenticate, connect, client, h.ctx.registry
     )
 
     def done(f: asyncio.Future[Admission | Refusal]) -> None:
-        h._authenticating = None
-        if h._closed:
+        if not _resume_input(h):
             return
-        resume = getattr(h.transport, "resume_reading", None)
-        if resume is not None and not h.transport.is_closing():
-            resume()
-        h._begin()
         try:
             admission = f.result()
         except Exception:

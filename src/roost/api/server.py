@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from roost.api.app import create_app
+from roost.api.auth import admin_key
 
 if TYPE_CHECKING:
     from roost.server.server import RoostServer
@@ -31,9 +32,10 @@ class _EmbeddedServer(uvicorn.Server):
 class ApiServer:
     """The API listener of one broker process."""
 
-    def __init__(self, roost: RoostServer, admin_key: str) -> None:
+    def __init__(self, roost: RoostServer) -> None:
         self.roost = roost
-        self.app = create_app(roost, admin_key)
+        key = admin_key(roost.config.api.admin_key, roost.config.store.data_dir)
+        self.app = create_app(roost, key)
         self.port = 0
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None

@@ -2,11 +2,10 @@
 
 from roost.client.streams import (
     Consumer,
-    Envelope,
     RoostApiError,
     RoostClient,
     StreamMessage,
 )
-from roost.streams.model import DeadLetter
+from roost.streams.model import DeadLetter, Envelope
 
 __all__ = ["Consumer", "DeadLetter", "Envelope", "RoostApiError", "RoostClient", "StreamMessage"]

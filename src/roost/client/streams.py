@@ -17,13 +17,12 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from roost.streams.model import DeadLetter
+from roost.streams.model import DeadLetter, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -41,56 +40,29 @@ class RoostApiError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
-    """A message a device published, with its MQTT metadata, as the stream stored it."""
-
-    stream: str
-    seq: int
-    tenant: str
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    client_id: str
-    # The MQTT packet identifier (QoS 1/2), or an id of Roost's >= 65536 (QoS 0).
-    message_id: int
-    dup: bool
-    user_properties: tuple[tuple[str, str], ...]
-    payload_format_indicator: int | None
-    content_type: str | None
-    correlation_data: bytes | None
-    response_topic: str | None
-    received_at: float
-    dead_letter: DeadLetter | None = None
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Envelope:
-        corr = d.get("correlation_data_base64")
-        dead = d.get("dead_letter")
-        return cls(
-            stream=d["stream"],
-            seq=d["seq"],
-            tenant=d["tenant"],
-            topic=d["topic"],
-            payload=base64.b64decode(d["payload_base64"]),
-            qos=d["qos"],
-            retain=d["retain"],
-            client_id=d["client_id"],
-            message_id=d["message_id"],
-            dup=d["dup"],
-            user_properties=tuple((k, v) for k, v in d["user_properties"]),
-            payload_format_indicator=d.get("payload_format_indicator"),
-            content_type=d.get("content_type"),
-            correlation_data=None if corr is None else base64.b64decode(corr),
-            response_topic=d.get("response_topic"),
-            received_at=d["received_at"],
-            dead_letter=None if dead is None else DeadLetter(**dead),
-        )
-
-    @property
-    def text(self) -> str:
-        return self.payload.decode()
+def envelope_of(d: dict[str, Any]) -> Envelope:
+    """The envelope of a fetched message, from the API's JSON (binary fields in base64)."""
+    corr = d.get("correlation_data_base64")
+    dead = d.get("dead_letter")
+    return Envelope(
+        stream=d["stream"],
+        seq=d["seq"],
+        tenant=d["tenant"],
+        topic=d["topic"],
+        payload=base64.b64decode(d["payload_base64"]),
+        qos=d["qos"],
+        retain=d["retain"],
+        client_id=d["client_id"],
+        message_id=d["message_id"],
+        dup=d["dup"],
+        user_properties=tuple((k, v) for k, v in d["user_properties"]),
+        payload_format_indicator=d.get("payload_format_indicator"),
+        content_type=d.get("content_type"),
+        correlation_data=None if corr is None else base64.b64decode(corr),
+        response_topic=d.get("response_topic"),
+        received_at=d["received_at"],
+        dead_letter=None if dead is None else DeadLetter(**dead),
+    )
 
 
 class StreamMessage:
@@ -101,7 +73,7 @@ class StreamMessage:
 
     def __init__(self, consumer: Consumer, data: dict[str, Any]) -> None:
         self._consumer = consumer
-        self.envelope = Envelope.from_json(data)
+        self.envelope = envelope_of(data)
         self.deliveries: int = data["deliveries"]
         self.ack_deadline: float = data["ack_deadline"]
         self.settled = False

@@ -40,6 +40,29 @@ def topic_name_allowed(topic: str) -> bool:
     return _TOPIC.fullmatch(topic) is not None
 
 
+def tenant_login(connect: Connect, credentials: CredentialStore | None) -> Admission | Refusal:
+    """Cumulocity's login: username `<tenant>/<user>` and a password credential of that
+    tenant; anything else 0x05 (v5 0x87). Without a registry the tenant is the username's
+    and the AuthChain decides. Shared by both Cumulocity dialects."""
+    refused = Refusal(reason_code=ReasonCode.NOT_AUTHORIZED, reason="invalid credentials")
+    username = connect.username
+    if username is None:
+        return refused
+    tenant, separator, user = username.partition("/")
+    if not separator or not tenant or not user:
+        return refused
+    if credentials is None:
+        return Admission(tenant=tenant, username=user)
+    if not credentials.has_tenant(tenant) or connect.password is None:
+        return refused
+    principal = credentials.check_password(tenant, user, connect.password)
+    if principal is None:
+        return refused
+    return Admission(
+        tenant=tenant, username=user, device_id=principal.device_id, authenticated=True
+    )
+
+
 class CumulocityConnectDialect:
     """MQTT Connect: `<tenantID>/<username>` + password, alphanumeric client ids of at most
     128 characters, QoS 0 and 1, clean sessions, retained flag accepted and ignored, last
@@ -104,24 +127,7 @@ class CumulocityConnectDialect:
     def authenticate(
         self, connect: Connect, client: ClientInfo, credentials: CredentialStore | None
     ) -> Admission | Refusal:
-        refused = Refusal(reason_code=ReasonCode.NOT_AUTHORIZED, reason="invalid credentials")
-        username = connect.username
-        if username is None:
-            return refused
-        tenant, separator, user = username.partition("/")
-        if not separator or not tenant or not user:
-            return refused
-        if credentials is None:
-            # No registry: the tenant is the username's, the AuthChain decides.
-            return Admission(tenant=tenant, username=user)
-        if not credentials.has_tenant(tenant) or connect.password is None:
-            return refused
-        principal = credentials.check_password(tenant, user, connect.password)
-        if principal is None:
-            return refused
-        return Admission(
-            tenant=tenant, username=user, device_id=principal.device_id, authenticated=True
-        )
+        return tenant_login(connect, credentials)
 
     def check_publish(
         self, client: ClientInfo, topic: str, qos: int, retain: bool, payload_size: int

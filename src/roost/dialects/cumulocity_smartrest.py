@@ -8,6 +8,7 @@ from dataclasses import replace
 from roost.auth.base import ClientInfo
 from roost.auth.credentials import CredentialStore
 from roost.dialects.base import Admission, DialectLimits, PublishNotice, Refusal, RetainPolicy
+from roost.dialects.cumulocity_connect import tenant_login
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Connect
 
@@ -152,28 +153,14 @@ class CumulocitySmartRestDialect:
     def authenticate(
         self, connect: Connect, client: ClientInfo, credentials: CredentialStore | None
     ) -> Admission | Refusal:
-        refused = Refusal(reason_code=ReasonCode.NOT_AUTHORIZED, reason="invalid credentials")
         identifier = device_identifier(connect.client_id)
-        username = connect.username
-        if identifier is None or username is None:
-            return refused
-        tenant, separator, user = username.partition("/")
-        if not separator or not tenant or not user:
-            return refused
-        if credentials is None:
-            return Admission(tenant=tenant, username=user, session_client_id=identifier)
-        if not credentials.has_tenant(tenant) or connect.password is None:
-            return refused
-        principal = credentials.check_password(tenant, user, connect.password)
-        if principal is None:
-            return refused
-        return Admission(
-            tenant=tenant,
-            username=user,
-            device_id=principal.device_id,
-            authenticated=True,
-            session_client_id=identifier,
-        )
+        if identifier is None:
+            return Refusal(reason_code=ReasonCode.NOT_AUTHORIZED, reason="invalid credentials")
+        admission = tenant_login(connect, credentials)
+        if isinstance(admission, Refusal):
+            return admission
+        # Sessions and takeover are keyed on the device identifier, not the client id.
+        return replace(admission, session_client_id=identifier)
 
     def check_publish(
         self, client: ClientInfo, topic: str, qos: int, retain: bool, payload_size: int

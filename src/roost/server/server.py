@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from roost import __version__
-from roost.api.auth import admin_key
 from roost.auth.acl import AclAuthorizer, AclRule
 from roost.auth.base import AuthChain
 from roost.config import Config, stream_spec
@@ -126,10 +125,9 @@ class RoostServer:
                 self.servers.append(listener.server)
         if self.config.api.enabled and self.worker == 0:
             # With worker processes only the first serves the HTTP API (docs/workers.md).
-            key = admin_key(self.config.api.admin_key, self.config.store.data_dir)
             from roost.api.server import ApiServer
 
-            self.api = ApiServer(self, key)
+            self.api = ApiServer(self)
             await self.api.start()
             self.ports["api"] = self.api.port
         self._tasks.append(asyncio.create_task(self._tick()))

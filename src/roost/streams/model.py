@@ -128,6 +128,11 @@ class Envelope:
         """Bytes counted against a stream's max_bytes."""
         return len(self.payload) + len(self.topic) + 64
 
+    @property
+    def text(self) -> str:
+        """The payload as UTF-8 text."""
+        return self.payload.decode()
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivered:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from roost.core.message import Message
 from roost.errors import InvalidStreamRequest
+from roost.store.commit import committed
 from roost.streams.engine import StreamEngine
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
 from roost.streams.state import StreamState
@@ -142,14 +143,4 @@ class LocalStreams:
 
     async def _durable(self) -> None:
         """Return once every change recorded so far is committed."""
-        committer = self.engine.committer
-        if committer is None or committer.write_seq <= committer.committed_seq:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def done() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        committer.after_commit(committer.write_seq, done)
-        await future
+        await committed(self.engine.committer)

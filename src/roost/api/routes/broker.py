@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from typing import Annotated, Literal
@@ -18,6 +17,7 @@ from roost.core.topics import is_dollar_topic, is_valid_topic_filter, is_valid_t
 from roost.errors import DeviceOffline, RrpcTimeout, TooManyCalls
 from roost.mqtt.packets import Properties
 from roost.server.server import RoostServer
+from roost.store.commit import committed as store_committed
 
 router = APIRouter(tags=["broker"], responses=ERROR_RESPONSES)
 
@@ -310,17 +310,7 @@ def build_message(tenant: str, body: PublishIn, now: float, publisher: str) -> M
 
 async def committed(server: RoostServer) -> None:
     """Wait until what the broker recorded so far is on disk (durable mode)."""
-    committer = server.ctx.committer
-    if committer is None or committer.committed_seq >= committer.write_seq:
-        return
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def release() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    committer.after_commit(committer.write_seq, release)
-    await asyncio.wait_for(done, timeout=server.config.api.max_wait)
+    await store_committed(server.ctx.committer, server.config.api.max_wait)
 
 
 @router.post(

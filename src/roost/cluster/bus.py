@@ -9,7 +9,7 @@ import itertools
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from roost.cluster.codec import (
     HEADER,
@@ -25,6 +25,7 @@ from roost.cluster.codec import (
     write_hand_over,
     write_message,
 )
+from roost.cluster.link import InLink, OutLink, Peer
 from roost.core.message import Delivery, Message
 from roost.core.session import Session, SessionKey
 from roost.core.topics import parse_shared
@@ -38,25 +39,11 @@ log = logging.getLogger(__name__)
 # How long a CONNECT waits for the other workers' answers to its claim.
 CLAIM_TIMEOUT = 2.0
 RECONNECT_SECONDS = 0.2
+_FORWARD = int(Kind.FORWARD)
 
 
 def socket_path(run_dir: Path, index: int) -> Path:
     return run_dir / f"worker-{index}.sock"
-
-
-class Peer:
-    """Another worker: the link we send on, and the filters its sessions subscribe to."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.writer: asyncio.StreamWriter | None = None
-        # Per tenant: filter -> "" for plain subscriptions, the full `$share/g/f` for groups.
-        self.summary: dict[str, SubscriptionTrie[str, str]] = {}
-        self.wants_retained = False
-
-    def send(self, frame: bytes) -> None:
-        if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(frame)
 
 
 class LocalBus:
@@ -67,7 +54,9 @@ class LocalBus:
         self.broker = ctx.broker
         self.index = index
         self.run_dir = run_dir
-        self.peers = {i: Peer(i) for i in range(count) if i != index}
+        self.count = count
+        self.peers: dict[int, Peer] = {}
+        self.peer_list: list[Peer] = []
         self.links: list[Peer] = []  # peers whose link is up
         self.counts: dict[tuple[str, str], int] = {}
         self.needs_retained = True
@@ -84,13 +73,16 @@ class LocalBus:
     # -- life ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.peers = {i: Peer(i, loop) for i in range(self.count) if i != self.index}
+        self.peer_list = list(self.peers.values())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = socket_path(self.run_dir, self.index)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        self._server = await asyncio.start_unix_server(self._inbound, path=str(path))
+        self._server = await loop.create_unix_server(lambda: InLink(self), path=str(path))
         os.chmod(path, 0o600)
-        for peer in self.peers.values():
+        for peer in self.peer_list:
             self._tasks.append(asyncio.create_task(self._link(peer)))
 
     async def stop(self) -> None:
@@ -98,80 +90,93 @@ class LocalBus:
             task.cancel()
         if self._server is not None:
             self._server.close()
-        for peer in self.peers.values():
-            if peer.writer is not None:
-                peer.writer.close()
+        for peer in self.peer_list:
+            peer.flush()
+            if peer.transport is not None:
+                peer.transport.close()
 
     async def _link(self, peer: Peer) -> None:
         """Keep the link to `peer` up; on each (re)connect it gets our whole summary."""
         path = str(socket_path(self.run_dir, peer.index))
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(path)
+                transport, link = await loop.create_unix_connection(
+                    lambda: OutLink(self, peer), path
+                )
             except OSError:
                 await asyncio.sleep(RECONNECT_SECONDS)
                 continue
+            peer.transport = cast(asyncio.WriteTransport, transport)
             hello = Writer(Kind.HELLO)
             hello.u16(self.index)
             hello.u8(self.needs_retained)
-            writer.write(hello.frame())
+            peer.send(hello.frame())
             for (tenant, topic_filter), count in self.counts.items():
                 if count > 0:
-                    writer.write(_filter_frame(tenant, topic_filter, True))
-            peer.writer = writer
+                    peer.send(_filter_frame(tenant, topic_filter, True))
+            peer.send(Writer(Kind.SYNCED).frame())
             self.links.append(peer)
             log.info("worker %d: linked to worker %d", self.index, peer.index)
             if peer.wants_retained:
                 self._send_retained(peer)
-            with contextlib.suppress(OSError):
-                await reader.read()  # the peer never writes here: EOF when it goes
+            self._replay(peer)
+            await link.closed
             self.links.remove(peer)
-            peer.writer = None
-            writer.close()
+            peer.transport = None
+            peer.out = []
+            if peer.paused:
+                self.link_resumed(peer)
+            transport.close()
             log.info("worker %d: link to worker %d lost", self.index, peer.index)
             await asyncio.sleep(RECONNECT_SECONDS)
 
-    async def _inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer: Peer | None = None
+    # -- receiving -----------------------------------------------------------------------
+
+    def receive(self, link: InLink, data: bytes) -> int:
+        """Take the whole frames at the start of `data`; how many bytes they took."""
+        pos = 0
+        end = len(data)
+        publish = self.broker.publish
+        now = self.ctx.clock()
         try:
-            while True:
-                header = await reader.readexactly(HEADER.size)
-                length, kind = HEADER.unpack(header)
+            while end - pos >= HEADER.size:
+                length, kind = HEADER.unpack_from(data, pos)
                 if length < 1 or length > MAX_FRAME:
                     log.error("worker %d: bad frame from a peer, link dropped", self.index)
-                    return
-                r = Reader(await reader.readexactly(length - 1))
-                if kind == Kind.HELLO:
-                    peer = self.peers.get(r.u16())
-                    if peer is None:
-                        return
-                    peer.summary.clear()
-                    if r.u8():
-                        peer.wants_retained = True
-                        if peer.writer is not None:
-                            self._send_retained(peer)
-                elif peer is not None:
-                    self._dispatch(peer, Kind(kind), r)
-        except (asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
-            pass
+                    link.drop()
+                    return end
+                stop = pos + 4 + length
+                if stop > end:
+                    break
+                if kind == _FORWARD and link.peer is not None:
+                    message, groups = read_forward(data, pos)
+                    self.received += 1
+                    publish(message, now, count=False, forward=False, serve_groups=groups)
+                else:
+                    self._control(link, Kind(kind), Reader(data[pos + HEADER.size : stop]))
+                pos = stop
         except Exception:
-            log.exception("worker %d: bus frame failed", self.index)
-        finally:
-            writer.close()
-            if peer is not None:
-                peer.summary.clear()
-                for waiting, future in list(self._claims.values()):
-                    waiting.discard(peer.index)
-                    if not waiting and not future.done():
-                        future.set_result(None)
+            log.exception("worker %d: bus frame failed, link dropped", self.index)
+            link.drop()
+            return end
+        return pos
 
-    def _dispatch(self, peer: Peer, kind: Kind, r: Reader) -> None:
-        if kind is Kind.FORWARD:
-            message, groups = read_forward(r)
-            self.received += 1
-            self.broker.publish(
-                message, self.ctx.clock(), count=False, forward=False, serve_groups=groups
-            )
+    def _control(self, link: InLink, kind: Kind, r: Reader) -> None:
+        peer = link.peer
+        if kind is Kind.HELLO:
+            peer = link.peer = self.peers.get(r.u16())
+            if peer is None:
+                link.drop()
+                return
+            peer.summary.clear()
+            peer.synced = False
+            if r.u8():
+                peer.wants_retained = True
+                if peer.transport is not None:
+                    self._send_retained(peer)
+        elif peer is None:
+            return
         elif kind is Kind.FILTER:
             tenant, topic_filter, added = r.text(), r.text(), r.u8()
             trie = peer.summary.get(tenant)
@@ -183,6 +188,9 @@ class LocalBus:
                 trie.add(inner, topic_filter, "" if shared is None else topic_filter)
             else:
                 trie.remove(inner, topic_filter)
+        elif kind is Kind.SYNCED:
+            peer.synced = True
+            self._replay(peer)
         elif kind is Kind.RETAINED_DONE:
             self.needs_retained = False
         elif kind is Kind.CLAIM:
@@ -195,6 +203,17 @@ class LocalBus:
                 self.broker.store.session_deleted(key)
         elif kind is Kind.RETAIN:
             self.broker.set_retained(read_message(r))
+
+    def inbound_lost(self, link: InLink) -> None:
+        peer = link.peer
+        if peer is None:
+            return
+        peer.summary.clear()
+        peer.synced = False
+        for waiting, future in list(self._claims.values()):
+            waiting.discard(peer.index)
+            if not waiting and not future.done():
+                future.set_result(None)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -214,26 +233,112 @@ class LocalBus:
     def forward(self, message: Message, local_groups: tuple[str, ...]) -> None:
         """A message published here: once to each peer with a matching subscription (all
         of them for a retained one); each `$share` group not served here goes to exactly
-        one peer that has members, told so in the frame."""
-        links = self.links
-        if not links:
+        one peer that has members, told so in the frame. A peer not linked yet gets it
+        when it is (held, bounded)."""
+        peers = self.peer_list
+        if len(peers) > 1:
+            start = next(self._rotate) % len(peers)
+            peers = peers[start:] + peers[:start]
+        served = set(local_groups)
+        waiting: list[Peer] | None = None
+        for peer in peers:
+            if peer.synced and peer.transport is not None:
+                self._route(peer, message, served)
+            elif waiting is None:
+                waiting = [peer]
+            else:
+                waiting.append(peer)
+        if waiting is not None:
+            for peer in waiting:
+                peer.hold(message, served)
+
+    def _route(self, peer: Peer, message: Message, served: set[str]) -> None:
+        plain = False
+        groups: list[str] = []
+        trie = peer.summary.get(message.tenant)
+        if trie is not None:
+            for _, group in trie.match(message.topic):
+                if not group:
+                    plain = True
+                elif group not in served:
+                    served.add(group)
+                    groups.append(group)
+        if plain or groups or message.retain:
+            peer.send(forward_frame(message, tuple(groups)))
+            self.forwarded += 1
+            if peer.paused:
+                self._block(peer, message)
+
+    def _replay(self, peer: Peer) -> None:
+        """The peer is ready: route what was held for it, in order."""
+        if not peer.ready or not peer.held:
             return
-        start = next(self._rotate) % len(links)
-        assigned: set[str] = set(local_groups)
-        for peer in links[start:] + links[:start]:
-            plain = False
-            groups: list[str] = []
-            trie = peer.summary.get(message.tenant)
-            if trie is not None:
-                for _, group in trie.match(message.topic):
-                    if not group:
-                        plain = True
-                    elif group not in assigned:
-                        assigned.add(group)
-                        groups.append(group)
-            if plain or groups or message.retain:
-                peer.send(forward_frame(message, tuple(groups)))
-                self.forwarded += 1
+        held = peer.held
+        log.info(
+            "worker %d: %d messages held for worker %d sent (%d dropped)",
+            self.index,
+            len(held),
+            peer.index,
+            peer.dropped,
+        )
+        peer.held = type(held)()
+        peer.dropped = 0
+        for message, served in held:
+            self._route(peer, message, served)
+
+    # -- flow control --------------------------------------------------------------------
+
+    def link_paused(self, peer: Peer) -> None:
+        """The link's write buffer is above the high-water mark: the connections that
+        publish into it stop being read until it is below the low-water mark."""
+        peer.paused = True
+        transport = peer.transport
+        peer.most_buffered = 0 if transport is None else transport.get_write_buffer_size()
+        log.info(
+            "worker %d: link to worker %d paused (%d bytes buffered)",
+            self.index,
+            peer.index,
+            peer.most_buffered,
+        )
+
+    def link_resumed(self, peer: Peer) -> None:
+        peer.paused = False
+        blocked = peer.blocked
+        peer.blocked = {}
+        log.info(
+            "worker %d: link to worker %d resumed (at most %d bytes buffered, %d publishers held)",
+            self.index,
+            peer.index,
+            peer.most_buffered,
+            len(blocked),
+        )
+        for handler in blocked.values():
+            transport = handler.transport
+            if (
+                handler._closed
+                or handler._authenticating is not None
+                or handler._input_paused
+                or transport.is_closing()
+            ):
+                continue  # gone, or its own pause resumes it
+            if not any(p.paused and handler in p.blocked.values() for p in self.peer_list):
+                resume = getattr(transport, "resume_reading", None)
+                if resume is not None:
+                    resume()
+
+    def _block(self, peer: Peer, message: Message) -> None:
+        publisher = message.publisher
+        if publisher is None:
+            return
+        key = (message.tenant, publisher)
+        handler = self.ctx.connections.get(key)
+        if handler is None:
+            return
+        transport = handler.transport
+        pause = getattr(transport, "pause_reading", None)
+        if pause is not None and not transport.is_closing():
+            pause()
+            peer.blocked[key] = handler
 
     def _send_retained(self, peer: Peer) -> None:
         """The whole retained set ($SYS aside) to a worker that has just started."""

@@ -10,7 +10,7 @@ from enum import IntEnum
 from roost.core.message import Delivery, Message
 from roost.core.session import SessionSubscription
 from roost.mqtt.constants import PacketType
-from roost.mqtt.packets import Subscription
+from roost.mqtt.packets import NO_PROPERTIES, Subscription
 from roost.mqtt.properties import encode_properties, read_properties
 
 _U8 = struct.Struct("!B")
@@ -18,6 +18,7 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _F64 = struct.Struct("!d")
 HEADER = struct.Struct("!IB")  # body length (kind included), kind
+PUBLISH = PacketType.PUBLISH
 
 # A frame larger than this is a bug or a corrupt stream: the link is dropped.
 MAX_FRAME = 512 * 1024 * 1024
@@ -32,6 +33,7 @@ class Kind(IntEnum):
     HANDED = 6  # tenant, client id: the hand-over is stored, the old copy may go
     RETAINED_DONE = 7  # the retained set has been sent
     RETAIN = 8  # one retained message of that set
+    SYNCED = 9  # the sender's whole filter summary has been sent
 
 
 class Writer:
@@ -142,20 +144,75 @@ def read_message(r: Reader) -> Message:
     )
 
 
+# A forwarded message's fixed fields in one go: the frame header, flags (QoS, RETAIN,
+# has expiry, has publisher), the lengths of tenant, topic, payload, properties, publisher
+# and `$share` groups, then created_at and expires_at (0 when none).
+FORWARD = struct.Struct("!IBBHHIIHIdd")
+_HAS_EXPIRY = 8
+_HAS_PUBLISHER = 16
+_NO_GROUPS: frozenset[str] = frozenset()
+
+
 def forward_frame(message: Message, groups: tuple[str, ...]) -> bytes:
     """A message for the receiver's local sessions; `groups`: the `$share` groups
     (full filters) it serves, every other shared group is served elsewhere."""
-    w = Writer(Kind.FORWARD)
-    write_message(w, message)
-    w.u16(len(groups))
-    for group in groups:
-        w.text(group)
-    return w.frame()
+    tenant = message.tenant.encode()
+    topic = message.topic.encode()
+    payload = message.payload
+    properties = message.properties
+    props = b"" if properties is NO_PROPERTIES else encode_properties(properties, PUBLISH)
+    publisher = message.publisher
+    pub = b"" if publisher is None else publisher.encode()
+    expires_at = message.expires_at
+    # Filters cannot hold U+0000 [MQTT-1.5.4-2]: it separates the groups.
+    shared = "\0".join(groups).encode() if groups else b""
+    flags = message.qos | (message.retain << 2)
+    if expires_at is not None:
+        flags |= _HAS_EXPIRY
+    if publisher is not None:
+        flags |= _HAS_PUBLISHER
+    variable = len(tenant) + len(topic) + len(payload) + len(props) + len(pub) + len(shared)
+    head = FORWARD.pack(
+        FORWARD.size - 4 + variable,
+        Kind.FORWARD,
+        flags,
+        len(tenant),
+        len(topic),
+        len(payload),
+        len(props),
+        len(pub),
+        len(shared),
+        message.created_at,
+        expires_at or 0.0,
+    )
+    return b"".join((head, tenant, topic, payload, props, pub, shared))
 
 
-def read_forward(r: Reader) -> tuple[Message, frozenset[str]]:
-    message = read_message(r)
-    return message, frozenset(r.text() for _ in range(r.u16()))
+def read_forward(data: bytes, pos: int) -> tuple[Message, frozenset[str]]:
+    """The FORWARD frame at `pos` of `data` (checked complete by the caller)."""
+    _, _, flags, lt, lc, lp, lr, lu, lg, created_at, expires_at = FORWARD.unpack_from(data, pos)
+    a = pos + FORWARD.size
+    b = a + lt
+    c = b + lc
+    d = c + lp
+    e = d + lr
+    f = e + lu
+    properties = NO_PROPERTIES
+    if lr:
+        properties, _ = read_properties(memoryview(data), d, e, PUBLISH)
+    message = Message(
+        tenant=data[a:b].decode(),
+        topic=data[b:c].decode(),
+        payload=data[c:d],
+        qos=flags & 3,
+        retain=bool(flags & 4),
+        properties=properties,
+        expires_at=expires_at if flags & _HAS_EXPIRY else None,
+        publisher=data[e:f].decode() if flags & _HAS_PUBLISHER else None,
+        created_at=created_at,
+    )
+    groups = frozenset(data[f : f + lg].decode().split("\0")) if lg else _NO_GROUPS
+    return message, groups
 
 
 @dataclass(slots=True)

@@ -1,0 +1,159 @@
+"""The two ends of a bus link: frames queued for a peer and written once per loop turn
+(with write-side flow control), and the incoming byte stream cut into frames."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from roost.cluster.codec import HEADER
+from roost.core.message import Message
+from roost.core.session import SessionKey
+from roost.core.trie import SubscriptionTrie
+
+if TYPE_CHECKING:
+    from roost.cluster.bus import LocalBus
+    from roost.server.handler import ConnectionHandler
+
+# A link whose write buffer passes HIGH_WATER bytes pauses the connections publishing into
+# it; they read again once the buffer is back under LOW_WATER (as TCP backpressure would).
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
+# Messages held for a peer whose link is not up yet (start, restart); the oldest go first.
+HOLD_MAX = 10_000
+
+
+class Peer:
+    """Another worker: the link we send on, and the filters its sessions subscribe to."""
+
+    __slots__ = (
+        "blocked",
+        "dropped",
+        "held",
+        "index",
+        "loop",
+        "most_buffered",
+        "out",
+        "paused",
+        "summary",
+        "synced",
+        "transport",
+        "wants_retained",
+    )
+
+    def __init__(self, index: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.index = index
+        self.loop = loop
+        self.transport: asyncio.WriteTransport | None = None
+        # Per tenant: filter -> "" for plain subscriptions, the full `$share/g/f` for groups.
+        self.summary: dict[str, SubscriptionTrie[str, str]] = {}
+        # The peer's whole summary has arrived (SYNCED) and not been lost since.
+        self.synced = False
+        self.wants_retained = False
+        self.out: list[bytes] = []
+        # The link's write buffer is above the high-water mark.
+        self.paused = False
+        self.most_buffered = 0
+        # Publishing connections whose input is paused for this link.
+        self.blocked: dict[SessionKey, ConnectionHandler] = {}
+        # Messages for the peer until it is ready: each with the `$share` groups already
+        # served (a set shared with the other peers holding the same message).
+        self.held: deque[tuple[Message, set[str]]] = deque()
+        self.dropped = 0
+
+    @property
+    def ready(self) -> bool:
+        """Messages can be routed to the peer: our link is up and its summary is known."""
+        return self.synced and self.transport is not None
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame; the frames of one loop turn go out in one write."""
+        if self.transport is None:
+            return
+        out = self.out
+        if not out:
+            self.loop.call_soon(self.flush)
+        out.append(frame)
+
+    def flush(self) -> None:
+        out = self.out
+        if not out:
+            return
+        self.out = []
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.paused:
+            self.most_buffered = max(self.most_buffered, transport.get_write_buffer_size())
+
+    def hold(self, message: Message, served: set[str]) -> None:
+        held = self.held
+        if len(held) >= HOLD_MAX:
+            held.popleft()
+            self.dropped += 1
+        held.append((message, served))
+
+
+class OutLink(asyncio.Protocol):
+    """Our sending end of a link (the peer never writes on it: EOF when it goes)."""
+
+    def __init__(self, bus: LocalBus, peer: Peer) -> None:
+        self.bus = bus
+        self.peer = peer
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.WriteTransport, transport).set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+
+    def pause_writing(self) -> None:
+        self.bus.link_paused(self.peer)
+
+    def resume_writing(self) -> None:
+        self.bus.link_resumed(self.peer)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class InLink(asyncio.Protocol):
+    """A peer's link to us: the stream cut into frames, as many per read as it holds."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        self.bus = bus
+        self.peer: Peer | None = None
+        self.transport: asyncio.BaseTransport | None = None
+        self.rest = bytearray()
+        self.need = 0  # bytes `rest` must reach before a frame can be taken
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        rest = self.rest
+        if rest:
+            rest += data
+            if len(rest) < self.need:
+                return
+            data = bytes(rest)
+            rest.clear()
+        end = len(data)
+        pos = self.bus.receive(self, data)
+        if pos < end:
+            self.rest = bytearray(data[pos:])
+            if end - pos >= HEADER.size:
+                self.need = HEADER.unpack_from(data, pos)[0] + 4
+            else:
+                self.need = HEADER.size
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.bus.inbound_lost(self)
+
+    def drop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

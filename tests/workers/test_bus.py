@@ -1,0 +1,88 @@
+"""The local bus under stress: a link whose reader stops (flow control), and messages
+published while a worker is not linked (held until it is); docs/workers.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+from roost.cluster.link import HIGH_WATER
+from tests.integration.helpers import V5, Client, props
+from tests.workers.conftest import Workers
+
+CONNECT = 1  # paho PacketTypes.CONNECT
+FLOOD = 400
+PAYLOAD = 16 * 1024
+
+
+def test_flooded_link_holds_the_publisher_and_loses_no_qos1_message(tmp_path: Path) -> None:
+    """The subscriber's worker stops reading the bus (SIGSTOP): the publishing worker's
+    buffer for it stays bounded (the publisher's input is paused above the high-water
+    mark) and, once it reads again, every QoS 1 message arrives in order [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path)
+    broker.start()
+    try:
+        sub = broker.connect_on(1)
+        pub = broker.connect_on(0)
+        sub.subscribe("flood/t", 1)
+        broker.synced(sub, pub)
+        _, pid = broker.worker_of(sub)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for i in range(FLOOD):
+                payload = i.to_bytes(4, "big") * (PAYLOAD // 4)
+                assert pub.paho.publish("flood/t", payload, 1).rc == 0
+            broker.wait_log(r"worker 0: link to worker 1 paused", 1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        got = sub.expect_messages(FLOOD)
+        assert [int.from_bytes(m.payload[:4], "big") for m in got] == list(range(FLOOD))
+        broker.wait_log(r"worker 0: link to worker 1 resumed", 1)
+        found = re.search(r"link to worker 1 resumed \(at most (\d+) bytes", broker.text())
+        assert found is not None
+        # Beyond the mark: at most what the paused publisher's last read still held.
+        assert int(found.group(1)) <= HIGH_WATER + 1024 * 1024
+        assert FLOOD * PAYLOAD > 4 * HIGH_WATER  # unbounded, the whole flood would wait
+        pub.disconnect()
+        sub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_messages_published_while_a_worker_is_down_reach_it_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Durable mode: a persistent session on worker 1; worker 1 dies and stays down (the
+    supervisor is stopped) while worker 0's client publishes; once worker 1 is back and
+    linked, the held messages reach the session [MQTT-3.1.2-5], in order [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, durability="sync")
+    broker.start()
+    assert broker.proc is not None
+    try:
+        expiry = props(CONNECT, SessionExpiryInterval=300)
+        holder = broker.connect_on(1, "absent", clean_start=False, properties=expiry)
+        pub = broker.connect_on(0)
+        holder.subscribe("held/t", 1)
+        broker.synced(holder, pub)
+        _, pid = broker.worker_of(holder)
+        holder.disconnect()
+        os.kill(broker.proc.pid, signal.SIGSTOP)  # no restart until SIGCONT
+        try:
+            os.kill(pid, signal.SIGKILL)
+            broker.wait_log(r"worker 0: link to worker 1 lost", 1)
+            for i in range(3):
+                pub.publish("held/t", f"h{i}".encode(), 1)
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        broker.wait_log(rf"worker 1 \(pid {pid}\) exited", 1)
+        broker.wait_log(r"worker 0: \d+ messages held for worker 1 sent", 1)
+        back = Client(broker, "absent", V5)  # type: ignore[arg-type]
+        back.connect(clean_start=False, properties=expiry)
+        got = back.expect_messages(3)
+        assert [m.payload for m in got] == [b"h0", b"h1", b"h2"]
+        back.disconnect()
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()

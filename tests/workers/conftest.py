@@ -27,6 +27,7 @@ port = 1883
 
 [mqtt]
 sys_interval = 1.0
+{mqtt}
 
 [store]
 durability = "{durability}"
@@ -46,6 +47,7 @@ class Workers:
 
     data_dir: Path
     durability: str = "memory"
+    mqtt: str = ""  # more lines of the [mqtt] table
     host: str = "127.0.0.1"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -56,7 +58,9 @@ class Workers:
 
     def start(self) -> None:
         config = self.data_dir / "roost.toml"
-        config.write_text(CONFIG.format(data_dir=self.data_dir, durability=self.durability))
+        config.write_text(
+            CONFIG.format(data_dir=self.data_dir, durability=self.durability, mqtt=self.mqtt)
+        )
         self.port = self.port or free_port()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

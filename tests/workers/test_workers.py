@@ -139,20 +139,20 @@ def test_takeover_of_a_client_connected_to_the_other_worker(workers: Workers) ->
         client.disconnect()
 
 
-def resume_on_worker_1(workers: Workers, client_id: str, topic: str) -> None:
+def resume_on_worker_1(workers: Workers, client_id: str, topic: str, count: int = 3) -> None:
     """Queue messages for the offline session (held by worker 0 at first), then resume it
     until the kernel puts the connection on worker 1; each round must get its messages."""
     expiry = props(CONNECT, SessionExpiryInterval=300)
     pub = workers.connect_on(1)
     for round_ in range(30):
-        sent = [f"r{round_}m{i}".encode() for i in range(3)]
+        sent = [f"r{round_}m{i}".encode() for i in range(count)]
         for payload in sent:
             pub.publish(topic, payload, 1)
         client = Client(workers, client_id)  # type: ignore[arg-type]
         connack = client.connect(clean_start=False, properties=expiry)
         assert connack.session_present
         client.subscribe("$SYS/broker/worker")
-        got = client.expect_messages(4)
+        got = client.expect_messages(count + 1)
         (sys_message,) = [m for m in got if m.topic.startswith("$SYS")]
         assert [m.payload for m in got if m.topic == topic] == sent
         client.unsubscribe("$SYS/broker/worker")
@@ -219,3 +219,18 @@ def test_durable_session_handed_over_is_stored_by_the_new_worker(tmp_path: Path)
                 "SELECT count(*) FROM sessions WHERE client_id = 'durable'"
             ).fetchone()[0]
     assert stored == {0: 0, 1: 1}
+
+
+def test_spilled_queue_is_handed_over_in_order(tmp_path: Path) -> None:
+    """Durable mode, `max_queued_in_memory = 2`: the part of an offline session's queue that
+    is on disk only is handed over too; all its messages arrive, in order [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, durability="sync", mqtt="max_queued_in_memory = 2")
+    broker.start()
+    try:
+        expiry = props(CONNECT, SessionExpiryInterval=300)
+        holder = broker.connect_on(0, "spiller", clean_start=False, properties=expiry)
+        holder.subscribe("spill/t", 1)
+        holder.disconnect()
+        resume_on_worker_1(broker, "spiller", "spill/t", count=8)
+    finally:
+        assert broker.stop() == 0, broker.text()

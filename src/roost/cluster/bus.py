@@ -19,6 +19,7 @@ from roost.cluster.codec import (
     Reader,
     Writer,
     forward_frame,
+    hand_over_of,
     read_forward,
     read_hand_over,
     read_message,
@@ -26,8 +27,8 @@ from roost.cluster.codec import (
     write_message,
 )
 from roost.cluster.link import InLink, OutLink, Peer
-from roost.core.message import Delivery, Message
-from roost.core.session import Session, SessionKey
+from roost.core.message import Message
+from roost.core.session import SessionKey
 from roost.core.topics import parse_shared
 from roost.core.trie import SubscriptionTrie
 
@@ -400,6 +401,23 @@ class LocalBus:
         if handler is not None:
             log.info("worker %d: %s/%s taken over by worker %d", self.index, *key, peer.index)
             handler.take_over()
+        session = self.broker.get_session(*key)
+        journal = None if session is None else session.journal
+        if (
+            session is not None
+            and not clean_start
+            and session.spilled
+            and journal is not None
+            and journal.committed_seq < session.spill_seq
+        ):
+            # The queue's spilled part is read back from the store once it is committed.
+            journal.after_commit(
+                session.spill_seq, lambda: self._answer_claim(peer, request, key, clean_start)
+            )
+            return
+        self._answer_claim(peer, request, key, clean_start)
+
+    def _answer_claim(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
         w = Writer(Kind.CLAIMED)
         w.u32(request)
         session = self.broker.get_session(*key)
@@ -410,7 +428,7 @@ class LocalBus:
             w.u8(0)
         else:
             w.u8(1)
-            write_hand_over(w, _hand_over(session))
+            write_hand_over(w, hand_over_of(session))
             self.broker.detach_session(session)
         peer.send(w.frame())
 
@@ -455,28 +473,3 @@ def _filter_frame(tenant: str, topic_filter: str, added: bool) -> bytes:
     w.text(topic_filter)
     w.u8(added)
     return w.frame()
-
-
-def _hand_over(session: Session) -> HandOver:
-    """A session's state to pass on: unacknowledged messages (DUP) first, then the queue;
-    those awaiting only PUBCOMP are already with the client."""
-    deliveries = [
-        Delivery(
-            message=d.message,
-            qos=d.qos,
-            retain=d.retain,
-            subscription_identifiers=d.subscription_identifiers,
-            dup=True,
-        )
-        for d in session.inflight.values()
-        if not d.released
-    ]
-    deliveries.extend(session.queue)
-    return HandOver(
-        expiry_interval=session.expiry_interval,
-        device_id=session.device_id,
-        subscription_qos=session.subscription_qos,
-        subscriptions=list(session.subscriptions.values()),
-        deliveries=deliveries,
-        awaiting_rel=sorted(session.awaiting_rel),
-    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from roost.core.message import Delivery, Message
-from roost.core.session import SessionSubscription
+from roost.core.session import Session, SessionSubscription
 from roost.mqtt.constants import PacketType
 from roost.mqtt.packets import NO_PROPERTIES, Subscription
 from roost.mqtt.properties import encode_properties, read_properties
@@ -302,3 +302,32 @@ def read_hand_over(r: Reader) -> HandOver:
         )
     h.awaiting_rel.extend(r.u16() for _ in range(r.u32()))
     return h
+
+
+def hand_over_of(session: Session) -> HandOver:
+    """A session's state to pass on: unacknowledged messages (DUP) first, then the queue;
+    those awaiting only PUBCOMP are already with the client."""
+    deliveries = [
+        Delivery(
+            message=d.message,
+            qos=d.qos,
+            retain=d.retain,
+            subscription_identifiers=d.subscription_identifiers,
+            dup=True,
+        )
+        for d in session.inflight.values()
+        if not d.released
+    ]
+    deliveries.extend(session.queue)
+    journal = session.journal
+    if session.spilled and journal is not None:
+        # Past `max_queued_in_memory` the queue is on disk only: read it back, in order.
+        deliveries.extend(journal.load_spilled(session.key, session.spill_after, session.spilled))
+    return HandOver(
+        expiry_interval=session.expiry_interval,
+        device_id=session.device_id,
+        subscription_qos=session.subscription_qos,
+        subscriptions=list(session.subscriptions.values()),
+        deliveries=deliveries,
+        awaiting_rel=sorted(session.awaiting_rel),
+    )

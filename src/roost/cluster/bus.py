@@ -26,7 +26,7 @@ from roost.cluster.codec import (
     write_hand_over,
     write_message,
 )
-from roost.cluster.link import InLink, OutLink, Peer
+from roost.cluster.link import ROUTES_MAX, InLink, OutLink, Peer
 from roost.core.message import Message
 from roost.core.session import SessionKey
 from roost.core.topics import parse_shared
@@ -170,8 +170,7 @@ class LocalBus:
             if peer is None:
                 link.drop()
                 return
-            peer.summary.clear()
-            peer.synced = False
+            peer.forget()
             if r.u8():
                 peer.wants_retained = True
                 if peer.transport is not None:
@@ -183,6 +182,7 @@ class LocalBus:
             trie = peer.summary.get(tenant)
             if trie is None:
                 trie = peer.summary[tenant] = SubscriptionTrie()
+            peer.routes.pop(tenant, None)
             shared = parse_shared(topic_filter)
             inner = topic_filter if shared is None else shared.topic_filter
             if added:
@@ -209,8 +209,7 @@ class LocalBus:
         peer = link.peer
         if peer is None:
             return
-        peer.summary.clear()
-        peer.synced = False
+        peer.forget()
         for waiting, future in list(self._claims.values()):
             waiting.discard(peer.index)
             if not waiting and not future.done():
@@ -254,18 +253,24 @@ class LocalBus:
                 peer.hold(message, served)
 
     def _route(self, peer: Peer, message: Message, served: set[str]) -> None:
-        plain = False
-        groups: list[str] = []
-        trie = peer.summary.get(message.tenant)
-        if trie is not None:
-            for _, group in trie.match(message.topic):
-                if not group:
-                    plain = True
-                elif group not in served:
-                    served.add(group)
-                    groups.append(group)
+        tenant = message.tenant
+        topic = message.topic
+        routes = peer.routes.get(tenant)
+        if routes is None:
+            routes = peer.routes[tenant] = {}
+        hit = routes.get(topic)
+        if hit is None:
+            hit = peer.match(tenant, topic)
+            if len(routes) >= ROUTES_MAX:
+                routes.clear()
+            routes[topic] = hit
+        plain, shared = hit
+        groups: tuple[str, ...] = ()
+        if shared:
+            groups = tuple(g for g in shared if g not in served)
+            served.update(groups)
         if plain or groups or message.retain:
-            peer.send(forward_frame(message, tuple(groups)))
+            peer.send(forward_frame(message, groups))
             self.forwarded += 1
             if peer.paused:
                 self._block(peer, message)

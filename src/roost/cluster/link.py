@@ -22,6 +22,8 @@ HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
 # Messages held for a peer whose link is not up yet (start, restart); the oldest go first.
 HOLD_MAX = 10_000
+# Topics whose match against a peer's summary is remembered, per tenant (then forgotten).
+ROUTES_MAX = 4096
 
 
 class Peer:
@@ -36,6 +38,7 @@ class Peer:
         "most_buffered",
         "out",
         "paused",
+        "routes",
         "summary",
         "synced",
         "transport",
@@ -48,6 +51,9 @@ class Peer:
         self.transport: asyncio.WriteTransport | None = None
         # Per tenant: filter -> "" for plain subscriptions, the full `$share/g/f` for groups.
         self.summary: dict[str, SubscriptionTrie[str, str]] = {}
+        # Per tenant, topic -> (a plain subscription matches, the `$share` groups that do);
+        # dropped whenever the tenant's summary changes.
+        self.routes: dict[str, dict[str, tuple[bool, tuple[str, ...]]]] = {}
         # The peer's whole summary has arrived (SYNCED) and not been lost since.
         self.synced = False
         self.wants_retained = False
@@ -66,6 +72,26 @@ class Peer:
     def ready(self) -> bool:
         """Messages can be routed to the peer: our link is up and its summary is known."""
         return self.synced and self.transport is not None
+
+    def match(self, tenant: str, topic: str) -> tuple[bool, tuple[str, ...]]:
+        """Whether the peer has a plain subscription matching `topic`, and its groups."""
+        trie = self.summary.get(tenant)
+        if trie is None:
+            return False, ()
+        plain = False
+        groups: list[str] = []
+        for _, group in trie.match(topic):
+            if group:
+                groups.append(group)
+            else:
+                plain = True
+        return plain, tuple(groups)
+
+    def forget(self) -> None:
+        """The peer's summary is gone (it restarts, or its link to us is lost)."""
+        self.summary.clear()
+        self.routes.clear()
+        self.synced = False
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; the frames of one loop turn go out in one write."""

@@ -60,6 +60,8 @@ class LocalBus:
         self.peer_list: list[Peer] = []
         self.links: list[Peer] = []  # peers whose link is up
         self.counts: dict[tuple[str, str], int] = {}
+        # Per tenant, how many `$share` filters the local sessions have.
+        self.shared: dict[str, int] = {}
         self.needs_retained = True
         self._rotate = itertools.count()
         self._ids = itertools.count(1)
@@ -139,6 +141,7 @@ class LocalBus:
         pos = 0
         end = len(data)
         publish = self.broker.publish
+        shared = self.shared
         now = self.ctx.clock()
         try:
             while end - pos >= HEADER.size:
@@ -153,7 +156,9 @@ class LocalBus:
                 if kind == _FORWARD and link.peer is not None:
                     message, groups = read_forward(data, pos)
                     self.received += 1
-                    publish(message, now, count=False, forward=False, serve_groups=groups)
+                    # No local `$share` filter in the tenant: no group to leave out.
+                    serve = groups if groups or message.tenant in shared else None
+                    publish(message, now, count=False, forward=False, serve_groups=serve)
                 else:
                     self._control(link, Kind(kind), Reader(data[pos + HEADER.size : stop]))
                 pos = stop
@@ -226,6 +231,12 @@ class LocalBus:
         else:
             self.counts.pop(key, None)
         if (count == 1 and delta > 0) or count == 0:
+            if topic_filter.startswith("$share/"):
+                groups = self.shared.get(tenant, 0) + (1 if count else -1)
+                if groups > 0:
+                    self.shared[tenant] = groups
+                else:
+                    self.shared.pop(tenant, None)
             frame = _filter_frame(tenant, topic_filter, count > 0)
             for peer in self.links:
                 peer.send(frame)

@@ -176,6 +176,7 @@ class LocalBus:
                 link.drop()
                 return
             peer.forget()
+            peer.inbound = link
             if r.u8():
                 peer.wants_retained = True
                 if peer.transport is not None:
@@ -212,8 +213,9 @@ class LocalBus:
 
     def inbound_lost(self, link: InLink) -> None:
         peer = link.peer
-        if peer is None:
-            return
+        if peer is None or peer.inbound is not link:
+            return  # a link the peer has already replaced
+        peer.inbound = None
         peer.forget()
         for waiting, future in list(self._claims.values()):
             waiting.discard(peer.index)

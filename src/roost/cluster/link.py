@@ -33,6 +33,7 @@ class Peer:
         "blocked",
         "dropped",
         "held",
+        "inbound",
         "index",
         "loop",
         "most_buffered",
@@ -49,6 +50,7 @@ class Peer:
         self.index = index
         self.loop = loop
         self.transport: asyncio.WriteTransport | None = None
+        self.inbound: InLink | None = None  # the peer's link to us
         # Per tenant: filter -> "" for plain subscriptions, the full `$share/g/f` for groups.
         self.summary: dict[str, SubscriptionTrie[str, str]] = {}
         # Per tenant, topic -> (a plain subscription matches, the `$share` groups that do);

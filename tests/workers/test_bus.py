@@ -86,3 +86,18 @@ def test_messages_published_while_a_worker_is_down_reach_it_when_it_is_back(
         pub.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
+
+
+def test_messages_larger_than_a_read_cross_whole_and_in_order(workers: Workers) -> None:
+    """Frames split over many reads of the link (payloads near `max_packet_size`, mixed
+    with small ones) arrive whole and in order [MQTT-4.6.0-6]."""
+    sub = workers.connect_on(1)
+    pub = workers.connect_on(0)
+    sub.subscribe("big/t", 1)
+    workers.synced(sub, pub)
+    sent = [bytes([i]) * (1_000_000 if i % 2 else 10) for i in range(6)]
+    for payload in sent:
+        pub.publish("big/t", payload, 1)
+    assert [m.payload for m in sub.expect_messages(len(sent))] == sent
+    pub.disconnect()
+    sub.disconnect()

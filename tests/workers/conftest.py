@@ -73,6 +73,7 @@ class Workers:
             )  # fmt: skip
         self.wait_log(r"worker 0: linked to worker 1", 1)
         self.wait_log(r"worker 1: linked to worker 0", 1)
+        self.wait_log(r"listener default: mqtt over tcp", 2)  # opened once linked
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -101,3 +101,16 @@ def test_messages_larger_than_a_read_cross_whole_and_in_order(workers: Workers) 
     assert [m.payload for m in sub.expect_messages(len(sent))] == sent
     pub.disconnect()
     sub.disconnect()
+
+
+def test_workers_open_their_listeners_once_linked(workers: Workers) -> None:
+    """A worker waits for its links before it accepts clients: a client of the first
+    moments is claimed box-wide and its messages are routed (docs/workers.md)."""
+    text = workers.text()
+    linked = [
+        text.index("worker 0: linked to worker 1"),
+        text.index("worker 1: linked to worker 0"),
+    ]
+    listening = [m.start() for m in re.finditer(r"listener default: mqtt over tcp", text)]
+    assert len(listening) == 2
+    assert max(linked) < min(listening)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # How long a CONNECT waits for the other workers' answers to its claim.
 CLAIM_TIMEOUT = 2.0
 RECONNECT_SECONDS = 0.2
+# How long a starting worker waits for its links before it opens its listeners.
+START_WAIT = 5.0
 _FORWARD = int(Kind.FORWARD)
 
 
@@ -68,6 +70,7 @@ class LocalBus:
         self._claims: dict[int, tuple[set[int], asyncio.Future[HandOver | None]]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._all_ready = asyncio.Event()
         self.forwarded = 0
         self.received = 0
         ctx.broker.forward = self.forward
@@ -87,6 +90,13 @@ class LocalBus:
         os.chmod(path, 0o600)
         for peer in self.peer_list:
             self._tasks.append(asyncio.create_task(self._link(peer)))
+        # The listeners open once every other worker is linked (or after START_WAIT): a
+        # client of the first moments is claimed box-wide and its messages are routed.
+        try:
+            await asyncio.wait_for(self._all_ready.wait(), START_WAIT)
+        except TimeoutError:
+            waiting = [p.index for p in self.peer_list if not p.ready]
+            log.warning("worker %d: not linked to workers %s yet, starting", self.index, waiting)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -290,7 +300,11 @@ class LocalBus:
 
     def _replay(self, peer: Peer) -> None:
         """The peer is ready: route what was held for it, in order."""
-        if not peer.ready or not peer.held:
+        if not peer.ready:
+            return
+        if all(p.ready for p in self.peer_list):
+            self._all_ready.set()
+        if not peer.held:
             return
         held = peer.held
         log.info(

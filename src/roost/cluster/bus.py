@@ -90,13 +90,23 @@ class LocalBus:
         os.chmod(path, 0o600)
         for peer in self.peer_list:
             self._tasks.append(asyncio.create_task(self._link(peer)))
-        # The listeners open once every other worker is linked (or after START_WAIT): a
-        # client of the first moments is claimed box-wide and its messages are routed.
+        # The listeners open once every other worker is linked and the retained set is here
+        # (or after START_WAIT): a client of the first moments is claimed box-wide, its
+        # messages are routed, its subscriptions get the retained messages.
         try:
             await asyncio.wait_for(self._all_ready.wait(), START_WAIT)
         except TimeoutError:
             waiting = [p.index for p in self.peer_list if not p.ready]
-            log.warning("worker %d: not linked to workers %s yet, starting", self.index, waiting)
+            log.warning(
+                "worker %d: not linked to workers %s (or no retained set) yet, starting",
+                self.index,
+                waiting,
+            )
+
+    def _maybe_started(self) -> None:
+        """Every other worker is linked and the retained set has arrived."""
+        if not self.needs_retained and all(p.ready for p in self.peer_list):
+            self._all_ready.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -210,6 +220,7 @@ class LocalBus:
             self._replay(peer)
         elif kind is Kind.RETAINED_DONE:
             self.needs_retained = False
+            self._maybe_started()
         elif kind is Kind.CLAIM:
             self._claimed(peer, r.u32(), (r.text(), r.text()), bool(r.u8()))
         elif kind is Kind.CLAIMED:
@@ -302,8 +313,7 @@ class LocalBus:
         """The peer is ready: route what was held for it, in order."""
         if not peer.ready:
             return
-        if all(p.ready for p in self.peer_list):
-            self._all_ready.set()
+        self._maybe_started()
         if not peer.held:
             return
         held = peer.held

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from roost.auth.base import AuthOutcome, AuthStep, ClientInfo
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.session import SessionKey
-from roost.dialects.base import Admission, Refusal, topic_mapping
+from roost.dialects.base import Admission, Refusal
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
 from roost.protocol import events as ev
@@ -167,7 +167,7 @@ def authenticate_and_accept(
                 return
             if decision.tenant is not None:
                 client = h.client = replace(client, tenant=decision.tenant)
-    mapping = topic_mapping(h.profile.dialect)
+    mapping = h.profile.topic_mapping
     if mapping is not None:
         h.topics = mapping.client_topics(client)
     negotiated = h._negotiated
@@ -274,7 +274,8 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
     log.debug("client %s connected from %s (session present %s)", client.client_id, h.peer, present)
     if present:
         resend_inflight(h)
-    h.wake()
+        h.wake()
+    # A new session has nothing queued yet: no flush to schedule.
 
 
 def within_quota(h: ConnectionHandler, key: SessionKey) -> bool:

@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# CONNACK 0x00 without properties (3.x, and v5 with nothing to announce), made once:
+# indexed by Session Present.
+_ACCEPTED = (
+    Connack(session_present=False, reason_code=ReasonCode.SUCCESS),
+    Connack(session_present=True, reason_code=ReasonCode.SUCCESS),
+)
+
+
 class PendingAuth:
     """What arrives while a connection's credentials are checked off the loop."""
 
@@ -65,7 +73,9 @@ def on_connect(h: ConnectionHandler, connect: Connect) -> None:
         log.info("refused CONNECT from %s: 0x%02X", h.peer, refused)
         h.conn.refuse(refused)
         return
-    h._connect = replace(connect, client_id=negotiated.client_id)
+    if connect.client_id != negotiated.client_id:
+        connect = replace(connect, client_id=negotiated.client_id)
+    h._connect = connect
     h._negotiated = negotiated
     h.client = ClientInfo(
         tenant=profile.tenant,
@@ -151,12 +161,17 @@ def authenticate_and_accept(
             log.info("refused CONNECT from %s: %s", h.peer, admission.reason)
             h.conn.refuse(admission.reason_code)
             return
-        client = h.client = replace(
-            client,
-            tenant=admission.tenant,
-            username=admission.username,
-            device_id=admission.device_id,
-        )
+        if (
+            client.tenant != admission.tenant
+            or client.username != admission.username
+            or client.device_id != admission.device_id
+        ):
+            client = h.client = replace(
+                client,
+                tenant=admission.tenant,
+                username=admission.username,
+                device_id=admission.device_id,
+            )
         if admission.session_client_id is not None:
             session_client_id = admission.session_client_id
         if not admission.authenticated:
@@ -265,9 +280,12 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
                 authentication_data=h._success_auth_data,
             )
     # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
-    h.conn.accept(
-        Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
-    )
+    if props is NO_PROPERTIES:
+        h.conn.accept(_ACCEPTED[present])
+    else:
+        h.conn.accept(
+            Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
+        )
     h._connect = h._negotiated = None  # not needed any more
     h._cancel_timer()
     h._arm_keep_alive()

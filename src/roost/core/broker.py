@@ -252,6 +252,7 @@ class Broker:
         session.subscription_qos = subscription_qos
         session.disconnected_at = now
         session.journal = self.journal
+        session.own_awaiting_rel()  # the caller adds the handed-over ones
         self.sessions[key] = session
         self.quotas.of(key[0]).sessions += 1
         for subscription in subscriptions:
@@ -499,11 +500,12 @@ class Broker:
                 if delivery.packet_id:
                     session.inflight[delivery.packet_id] = delivery
                 else:
-                    session.queue.append(delivery)
+                    session.own_queue().append(delivery)
                     session.queued_bytes += delivery.message.size
             session.spilled = stored.spilled
             session.spilled_bytes = stored.spilled_bytes
-            session.awaiting_rel.update(stored.awaiting_rel)
+            if stored.awaiting_rel:
+                session.own_awaiting_rel().update(stored.awaiting_rel)
             self.sessions[key] = session
             usage = self.quotas.of(stored.tenant)
             usage.sessions += 1

@@ -127,6 +127,7 @@ class Broker:
         when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
         """
         key = (tenant, client_id)
+        usage = self.quotas.of(tenant)
         existing = self.sessions.get(key)
         if existing is not None and clean_start:
             self.end_session(existing, now)
@@ -141,8 +142,9 @@ class Broker:
                 queue_overflow=self.config.queue_overflow,
                 max_in_memory=self.config.max_queued_in_memory,
             )
-            self.sessions[key] = session
-            self.quotas.of(tenant).sessions += 1
+            # Keyed by the session's own key tuple (one tuple per session, not two).
+            self.sessions[session.key] = session
+            usage.sessions += 1
         else:
             session = existing
             self._cancel_will(key)
@@ -155,10 +157,12 @@ class Broker:
         session.disconnected_at = None
         if expiry_interval:
             self._save(session)
-        self.stats.clients_connected += 1
-        self.quotas.of(tenant).connections += 1
-        self.stats.connections_total += 1
-        self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
+        stats = self.stats
+        stats.clients_connected += 1
+        usage.connections += 1
+        stats.connections_total += 1
+        if stats.clients_connected > stats.clients_maximum:
+            stats.clients_maximum = stats.clients_connected
         return session, present
 
     def connection_closed(

@@ -78,6 +78,19 @@ def _without_problem_info(packet: Packet, props: Properties) -> Packet:
     return replace(packet, properties=stripped)  # type: ignore[arg-type]
 
 
+class _SharedEmptyIds(set[int]):
+    """The inbound packet ids of every connection that has none in flight yet: one empty
+    set for all (an empty set takes 216 bytes); adding to it raises."""
+
+    __slots__ = ()
+
+    def add(self, element: int, /) -> None:
+        raise TypeError("the shared empty id set is read-only")
+
+
+_NO_IDS: set[int] = _SharedEmptyIds()
+
+
 class ServerConnection:
     """One client's connection as the server sees it."""
 
@@ -140,8 +153,9 @@ class ServerConnection:
         self._held: list[Packet] | None = None
         self._inbound_aliases: InboundAliases | None = None
         self._outbound_aliases: OutboundAliases | None = None
-        # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
-        self._inbound_unacked: set[int] = set()
+        # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent); shared
+        # and empty until the first.
+        self._inbound_unacked: set[int] = _NO_IDS
 
     @property
     def closed(self) -> bool:
@@ -304,6 +318,8 @@ class ServerConnection:
                     return self.fail(
                         ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"
                     )
+                if self._inbound_unacked is _NO_IDS:
+                    self._inbound_unacked = set()
                 self._inbound_unacked.add(packet.packet_id)
         return ev.PublishReceived(packet, duplicate)
 

@@ -261,7 +261,8 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
         h.profile.dialect.limits.subscription_qos,
     )
     h.session = session
-    ctx.connections[key] = h
+    # Keyed by the session's own key tuple (equal to `key`): one tuple per connection.
+    ctx.connections[session.key] = h
     session.wake = h.wake
     set_will(h, connect, now)
     h.conn.keep_alive = negotiated.keep_alive
@@ -289,7 +290,10 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
     h._connect = h._negotiated = None  # not needed any more
     h._cancel_timer()
     h._arm_keep_alive()
-    log.debug("client %s connected from %s (session present %s)", client.client_id, h.peer, present)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "client %s connected from %s (session present %s)", client.client_id, h.peer, present
+        )
     if present:
         resend_inflight(h)
         h.wake()

@@ -90,6 +90,9 @@ class _SharedEmptyIds(set[int]):
 
 _NO_IDS: set[int] = _SharedEmptyIds()
 
+# The encoded 3.x CONNACK 0x00, by (Session Present, protocol version).
+_ACCEPTED: dict[tuple[bool, ProtocolVersion], bytes] = {}
+
 
 class ServerConnection:
     """One client's connection as the server sees it."""
@@ -354,7 +357,21 @@ class ServerConnection:
         if self.state is State.CLOSED:
             return
         self.state = State.CONNECTED
-        self.send(connack)
+        version = self.version
+        if (
+            connack.properties is NO_PROPERTIES
+            and connack.reason_code == ReasonCode.SUCCESS
+            and version is not None
+            and version != ProtocolVersion.V5
+        ):
+            # The 3.x CONNACK 0x00 is one of two byte strings: encoded once.
+            key = (connack.session_present, version)
+            data = _ACCEPTED.get(key)
+            if data is None:
+                data = _ACCEPTED[key] = encode(connack, version)
+            self._out.append(data)
+        else:
+            self.send(connack)
         held, self._held = self._held, None
         for packet in held or ():
             self.send(packet)

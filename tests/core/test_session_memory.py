@@ -1,12 +1,18 @@
 """Idle sessions share one empty queue and one empty set of packet ids until they need
-their own: nothing queued or awaited in one session ever shows in another."""
+their own: nothing queued or awaited in one session ever shows in another. A clean
+session costs the store nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from roost.config import MQTTConfig
+from roost.core.broker import Broker
 from roost.core.message import Delivery, Message
 from roost.core.session import Session
+from roost.store.sqlite import SqliteStore
 
 
 def session(client_id: str) -> Session:
@@ -51,3 +57,23 @@ def test_the_shared_empty_containers_refuse_additions() -> None:
     with pytest.raises(TypeError):
         s.awaiting_rel.update({1})
     assert len(session("b").queue) == 0 and len(session("b").awaiting_rel) == 0
+
+
+def test_a_clean_session_writes_nothing_to_the_store(tmp_path: Path) -> None:
+    """A session never saved (clean, expiry 0) has no rows: opening and ending it queues no
+    store change; a persistent one is saved, and deleted when it ends."""
+    store = SqliteStore(tmp_path)
+    try:
+        store.load()
+        broker = Broker(MQTTConfig(), store, journal=store)
+        clean, _ = broker.open_session("t", "clean", True, 0, 0.0)
+        broker.connection_closed(clean, None, 0, 1.0)
+        assert broker.get_session("t", "clean") is None
+        assert store.write_seq == 0
+        broker.open_session("t", "kept", False, 60, 2.0)
+        saved = store.write_seq
+        assert saved > 0
+        broker.open_session("t", "kept", True, 0, 3.0)  # clean start ends the stored one
+        assert store.write_seq > saved
+    finally:
+        store.close()

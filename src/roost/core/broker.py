@@ -191,6 +191,7 @@ class Broker:
             self._schedule(now + session.expiry_interval, "expire", session.key)
 
     def _save(self, session: Session) -> None:
+        session.stored = True
         self.store.session_saved(
             session.key,
             session.expiry_interval,
@@ -229,7 +230,8 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             usage.sessions -= 1
-            if delete_stored:
+            if delete_stored and session.stored:
+                # A session never saved (clean, expiry 0) has nothing in the store.
                 self.store.session_deleted(session.key)
 
     def adopt_session(
@@ -500,6 +502,7 @@ class Broker:
             session.subscription_qos = stored.subscription_qos
             session.disconnected_at = since
             session.journal = self.journal
+            session.stored = True
             for delivery in stored.deliveries:
                 if delivery.packet_id:
                     session.inflight[delivery.packet_id] = delivery

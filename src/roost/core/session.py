@@ -98,6 +98,7 @@ class Session:
         "spilled",
         "spilled_bytes",
         "stats",
+        "stored",
         "subscription_qos",
         "subscriptions",
         "tenant",
@@ -149,6 +150,8 @@ class Session:
         self.wake: Callable[[], None] | None = None
         # Set for a persistent session when the store is durable: QoS 1/2 state is journaled.
         self.journal: Journal | None = None
+        # The store may hold rows of this session (it was saved or restored): deleted with it.
+        self.stored = False
         self._next_packet_id = 1
 
     def own_queue(self) -> deque[Delivery]:

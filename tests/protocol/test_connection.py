@@ -406,6 +406,22 @@ def test_receive_maximum_exceeded_disconnect_0x93() -> None:
     expect_close(conn, V5, RC.RECEIVE_MAXIMUM_EXCEEDED)
 
 
+def test_receive_maximum_is_counted_per_connection() -> None:
+    """[MQTT-3.3.4-7] The unacknowledged exchanges of one connection take nothing from
+    another's quota (idle connections share one empty set until their first QoS 1/2), and
+    a PUBACK of an id never received changes nothing."""
+    a = open_connection(V5, ConnectionLimits(receive_maximum=2))
+    b = open_connection(V5, ConnectionLimits(receive_maximum=2))
+    b.send_puback(9)
+    assert len(a.receive_data(qos_publish(1) + qos_publish(2), T0)) == 2
+    events = b.receive_data(qos_publish(1) + qos_publish(2, qos=2), T0)
+    assert [type(e) for e in events] == [ev.PublishReceived, ev.PublishReceived]
+    assert not b.closed
+    failed_with(a.receive_data(qos_publish(3), T0), RC.RECEIVE_MAXIMUM_EXCEEDED)
+    c = open_connection(V5, ConnectionLimits(receive_maximum=1))
+    assert [type(e) for e in c.receive_data(qos_publish(1), T0)] == [ev.PublishReceived]
+
+
 def test_receive_maximum_quota_freed_by_puback_and_pubcomp() -> None:
     """The quota counts exchanges the server has not completed: PUBACK (QoS 1) and PUBCOMP
     (QoS 2) free a slot, PUBREC 0x00 does not, PUBREC >= 0x80 does."""

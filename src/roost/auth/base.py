@@ -41,11 +41,17 @@ class Decision:
 
     @staticmethod
     def allow(tenant: str | None = None) -> Decision:
+        if tenant is None:
+            return _ALLOW
         return Decision(allowed=True, tenant=tenant)
 
     @staticmethod
     def deny(reason_code: int = ReasonCode.NOT_AUTHORIZED, reason: str | None = None) -> Decision:
         return Decision(allowed=False, reason_code=reason_code, reason=reason)
+
+
+# The plain "allowed" answer, made once (a Decision is immutable).
+_ALLOW = Decision(allowed=True)
 
 
 class Action(Enum):

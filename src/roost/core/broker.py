@@ -127,6 +127,7 @@ class Broker:
         when the session is resumed [MQTT-3.1.3-9]; it is published when the session ends.
         """
         key = (tenant, client_id)
+        usage = self.quotas.of(tenant)
         existing = self.sessions.get(key)
         if existing is not None and clean_start:
             self.end_session(existing, now)
@@ -141,8 +142,9 @@ class Broker:
                 queue_overflow=self.config.queue_overflow,
                 max_in_memory=self.config.max_queued_in_memory,
             )
-            self.sessions[key] = session
-            self.quotas.of(tenant).sessions += 1
+            # Keyed by the session's own key tuple (one tuple per session, not two).
+            self.sessions[session.key] = session
+            usage.sessions += 1
         else:
             session = existing
             self._cancel_will(key)
@@ -155,10 +157,12 @@ class Broker:
         session.disconnected_at = None
         if expiry_interval:
             self._save(session)
-        self.stats.clients_connected += 1
-        self.quotas.of(tenant).connections += 1
-        self.stats.connections_total += 1
-        self.stats.clients_maximum = max(self.stats.clients_maximum, self.stats.clients_connected)
+        stats = self.stats
+        stats.clients_connected += 1
+        usage.connections += 1
+        stats.connections_total += 1
+        if stats.clients_connected > stats.clients_maximum:
+            stats.clients_maximum = stats.clients_connected
         return session, present
 
     def connection_closed(
@@ -187,6 +191,7 @@ class Broker:
             self._schedule(now + session.expiry_interval, "expire", session.key)
 
     def _save(self, session: Session) -> None:
+        session.stored = True
         self.store.session_saved(
             session.key,
             session.expiry_interval,
@@ -225,7 +230,8 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             usage.sessions -= 1
-            if delete_stored:
+            if delete_stored and session.stored:
+                # A session never saved (clean, expiry 0) has nothing in the store.
                 self.store.session_deleted(session.key)
 
     def adopt_session(
@@ -252,6 +258,7 @@ class Broker:
         session.subscription_qos = subscription_qos
         session.disconnected_at = now
         session.journal = self.journal
+        session.own_awaiting_rel()  # the caller adds the handed-over ones
         self.sessions[key] = session
         self.quotas.of(key[0]).sessions += 1
         for subscription in subscriptions:
@@ -495,15 +502,17 @@ class Broker:
             session.subscription_qos = stored.subscription_qos
             session.disconnected_at = since
             session.journal = self.journal
+            session.stored = True
             for delivery in stored.deliveries:
                 if delivery.packet_id:
                     session.inflight[delivery.packet_id] = delivery
                 else:
-                    session.queue.append(delivery)
+                    session.own_queue().append(delivery)
                     session.queued_bytes += delivery.message.size
             session.spilled = stored.spilled
             session.spilled_bytes = stored.spilled_bytes
-            session.awaiting_rel.update(stored.awaiting_rel)
+            if stored.awaiting_rel:
+                session.own_awaiting_rel().update(stored.awaiting_rel)
             self.sessions[key] = session
             usage = self.quotas.of(stored.tenant)
             usage.sessions += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,45 @@ class QueueStats:
     dropped_overflow: int = 0
     dropped_expired: int = 0
     dropped_too_large: int = 0
+
+
+class _SharedEmptyQueue(deque[Delivery]):
+    """The queue of every session that has not queued anything yet: one empty deque for
+    all (an empty deque takes ~0.7 KiB, and most idle sessions never queue). Reading it is
+    reading an empty queue; adding to it raises: a session takes a queue of its own first
+    (`Session.own_queue`)."""
+
+    __slots__ = ()
+
+    def append(self, x: Delivery, /) -> None:
+        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
+
+    appendleft = append
+
+    def extend(self, iterable: Iterable[Delivery], /) -> None:
+        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
+
+    extendleft = extend
+
+    def insert(self, i: int, x: Delivery, /) -> None:
+        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
+
+
+class _SharedEmptyIds(set[int]):
+    """The inbound QoS 2 packet ids awaiting PUBREL of every session that has none yet:
+    one empty set for all (an empty set takes 216 bytes); adding to it raises."""
+
+    __slots__ = ()
+
+    def add(self, element: int, /) -> None:
+        raise TypeError("the shared empty id set is read-only: use Session.own_awaiting_rel()")
+
+    def update(self, *s: Iterable[int]) -> None:
+        raise TypeError("the shared empty id set is read-only: use Session.own_awaiting_rel()")
+
+
+_NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
+_NO_IDS: set[int] = _SharedEmptyIds()
 
 
 class Session:
@@ -59,6 +98,7 @@ class Session:
         "spilled",
         "spilled_bytes",
         "stats",
+        "stored",
         "subscription_qos",
         "subscriptions",
         "tenant",
@@ -86,7 +126,8 @@ class Session:
         self.subscriptions: dict[str, SessionSubscription] = {}
         self.expiry_interval = 0
         self.inflight: dict[int, Delivery] = {}
-        self.queue: deque[Delivery] = deque()
+        # Shared and empty until the first delivery is queued (own_queue()).
+        self.queue: deque[Delivery] = _NO_QUEUE
         self.queued_bytes = 0
         self.queued_qos0 = 0
         # Journaled sessions keep at most `max_in_memory` queued deliveries in RAM; later
@@ -97,7 +138,8 @@ class Session:
         self.spill_after = 0  # store id of the last delivery that is in RAM
         self.spill_seq = 0  # store change that wrote the last spilled delivery
         self._refill_waiting = False
-        self.awaiting_rel: set[int] = set()
+        # Shared and empty until the first one (own_awaiting_rel()).
+        self.awaiting_rel: set[int] = _NO_IDS
         self.max_queued_messages = max_queued_messages
         self.max_queued_bytes = max_queued_bytes
         self.queue_overflow = queue_overflow
@@ -108,7 +150,23 @@ class Session:
         self.wake: Callable[[], None] | None = None
         # Set for a persistent session when the store is durable: QoS 1/2 state is journaled.
         self.journal: Journal | None = None
+        # The store may hold rows of this session (it was saved or restored): deleted with it.
+        self.stored = False
         self._next_packet_id = 1
+
+    def own_queue(self) -> deque[Delivery]:
+        """The session's queue, to add to (made on first use)."""
+        queue = self.queue
+        if queue is _NO_QUEUE:
+            queue = self.queue = deque()
+        return queue
+
+    def own_awaiting_rel(self) -> set[int]:
+        """The packet ids awaiting PUBREL, to add to (made on first use)."""
+        ids = self.awaiting_rel
+        if ids is _NO_IDS:
+            ids = self.awaiting_rel = set()
+        return ids
 
     # -- outbound ------------------------------------------------------------------------
 
@@ -144,7 +202,7 @@ class Session:
             self.spilled += 1
             self.spilled_bytes += size
         else:
-            self.queue.append(delivery)
+            self.own_queue().append(delivery)
             self.queued_bytes += size
             if delivery.qos == 0:
                 self.queued_qos0 += 1
@@ -180,8 +238,9 @@ class Session:
         if not page:
             self.spilled = self.spilled_bytes = 0
             return
+        queue = self.own_queue()
         for delivery in page:
-            self.queue.append(delivery)
+            queue.append(delivery)
             size = delivery.message.size
             self.queued_bytes += size
             self.spilled_bytes -= size
@@ -211,6 +270,7 @@ class Session:
         queue = self.queue
         if self.spilled and len(queue) <= self.max_in_memory // 2:
             self._refill()
+            queue = self.queue  # the session's own now, if it had none
         while queue and len(out) < limit:
             head = queue[0]
             if head.qos > 0 and len(self.inflight) >= window:
@@ -250,7 +310,7 @@ class Session:
 
     def add_awaiting_rel(self, packet_id: int) -> None:
         """An inbound QoS 2 message was accepted; its PUBREL is awaited."""
-        self.awaiting_rel.add(packet_id)
+        self.own_awaiting_rel().add(packet_id)
         if self.journal is not None:
             self.journal.awaiting_rel_added(self.key, packet_id)
 

@@ -78,6 +78,22 @@ def _without_problem_info(packet: Packet, props: Properties) -> Packet:
     return replace(packet, properties=stripped)  # type: ignore[arg-type]
 
 
+class _SharedEmptyIds(set[int]):
+    """The inbound packet ids of every connection that has none in flight yet: one empty
+    set for all (an empty set takes 216 bytes); adding to it raises."""
+
+    __slots__ = ()
+
+    def add(self, element: int, /) -> None:
+        raise TypeError("the shared empty id set is read-only")
+
+
+_NO_IDS: set[int] = _SharedEmptyIds()
+
+# The encoded 3.x CONNACK 0x00, by (Session Present, protocol version).
+_ACCEPTED: dict[tuple[bool, ProtocolVersion], bytes] = {}
+
+
 class ServerConnection:
     """One client's connection as the server sees it."""
 
@@ -140,8 +156,9 @@ class ServerConnection:
         self._held: list[Packet] | None = None
         self._inbound_aliases: InboundAliases | None = None
         self._outbound_aliases: OutboundAliases | None = None
-        # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent).
-        self._inbound_unacked: set[int] = set()
+        # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent); shared
+        # and empty until the first.
+        self._inbound_unacked: set[int] = _NO_IDS
 
     @property
     def closed(self) -> bool:
@@ -304,6 +321,8 @@ class ServerConnection:
                     return self.fail(
                         ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"
                     )
+                if self._inbound_unacked is _NO_IDS:
+                    self._inbound_unacked = set()
                 self._inbound_unacked.add(packet.packet_id)
         return ev.PublishReceived(packet, duplicate)
 
@@ -338,7 +357,21 @@ class ServerConnection:
         if self.state is State.CLOSED:
             return
         self.state = State.CONNECTED
-        self.send(connack)
+        version = self.version
+        if (
+            connack.properties is NO_PROPERTIES
+            and connack.reason_code == ReasonCode.SUCCESS
+            and version is not None
+            and version != ProtocolVersion.V5
+        ):
+            # The 3.x CONNACK 0x00 is one of two byte strings: encoded once.
+            key = (connack.session_present, version)
+            data = _ACCEPTED.get(key)
+            if data is None:
+                data = _ACCEPTED[key] = encode(connack, version)
+            self._out.append(data)
+        else:
+            self.send(connack)
         held, self._held = self._held, None
         for packet in held or ():
             self.send(packet)

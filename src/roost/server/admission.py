@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from roost.auth.base import AuthOutcome, AuthStep, ClientInfo
 from roost.core.message import DEFAULT_TENANT, Message
 from roost.core.session import SessionKey
-from roost.dialects.base import Admission, Refusal, topic_mapping
+from roost.dialects.base import Admission, Refusal
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import NO_PROPERTIES, Connack, Connect, Properties
 from roost.protocol import events as ev
@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
 
 log = logging.getLogger(__name__)
+
+
+# CONNACK 0x00 without properties (3.x, and v5 with nothing to announce), made once:
+# indexed by Session Present.
+_ACCEPTED = (
+    Connack(session_present=False, reason_code=ReasonCode.SUCCESS),
+    Connack(session_present=True, reason_code=ReasonCode.SUCCESS),
+)
 
 
 class PendingAuth:
@@ -65,7 +73,9 @@ def on_connect(h: ConnectionHandler, connect: Connect) -> None:
         log.info("refused CONNECT from %s: 0x%02X", h.peer, refused)
         h.conn.refuse(refused)
         return
-    h._connect = replace(connect, client_id=negotiated.client_id)
+    if connect.client_id != negotiated.client_id:
+        connect = replace(connect, client_id=negotiated.client_id)
+    h._connect = connect
     h._negotiated = negotiated
     h.client = ClientInfo(
         tenant=profile.tenant,
@@ -151,12 +161,17 @@ def authenticate_and_accept(
             log.info("refused CONNECT from %s: %s", h.peer, admission.reason)
             h.conn.refuse(admission.reason_code)
             return
-        client = h.client = replace(
-            client,
-            tenant=admission.tenant,
-            username=admission.username,
-            device_id=admission.device_id,
-        )
+        if (
+            client.tenant != admission.tenant
+            or client.username != admission.username
+            or client.device_id != admission.device_id
+        ):
+            client = h.client = replace(
+                client,
+                tenant=admission.tenant,
+                username=admission.username,
+                device_id=admission.device_id,
+            )
         if admission.session_client_id is not None:
             session_client_id = admission.session_client_id
         if not admission.authenticated:
@@ -167,7 +182,7 @@ def authenticate_and_accept(
                 return
             if decision.tenant is not None:
                 client = h.client = replace(client, tenant=decision.tenant)
-    mapping = topic_mapping(h.profile.dialect)
+    mapping = h.profile.topic_mapping
     if mapping is not None:
         h.topics = mapping.client_topics(client)
     negotiated = h._negotiated
@@ -246,7 +261,8 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
         h.profile.dialect.limits.subscription_qos,
     )
     h.session = session
-    ctx.connections[key] = h
+    # Keyed by the session's own key tuple (equal to `key`): one tuple per connection.
+    ctx.connections[session.key] = h
     session.wake = h.wake
     set_will(h, connect, now)
     h.conn.keep_alive = negotiated.keep_alive
@@ -265,16 +281,23 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
                 authentication_data=h._success_auth_data,
             )
     # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
-    h.conn.accept(
-        Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
-    )
+    if props is NO_PROPERTIES:
+        h.conn.accept(_ACCEPTED[present])
+    else:
+        h.conn.accept(
+            Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
+        )
     h._connect = h._negotiated = None  # not needed any more
     h._cancel_timer()
     h._arm_keep_alive()
-    log.debug("client %s connected from %s (session present %s)", client.client_id, h.peer, present)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "client %s connected from %s (session present %s)", client.client_id, h.peer, present
+        )
     if present:
         resend_inflight(h)
-    h.wake()
+        h.wake()
+    # A new session has nothing queued yet: no flush to schedule.
 
 
 def within_quota(h: ConnectionHandler, key: SessionKey) -> bool:

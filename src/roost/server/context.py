@@ -13,6 +13,7 @@ from roost.config import Config
 from roost.core.broker import Broker
 from roost.core.session import SessionKey
 from roost.core.store import Committer
+from roost.server.timers import TimerWheel
 
 if TYPE_CHECKING:
     from roost.cluster.bus import LocalBus
@@ -45,6 +46,8 @@ class ServerContext:
     streams: StreamStore | None = None
     # The bus to the other worker processes (docs/workers.md); None with one process.
     cluster: LocalBus | None = None
+    # The connections' CONNECT and keep-alive deadlines, to within one tick (1 s).
+    timers: TimerWheel = field(default_factory=TimerWheel)
 
     def profile(self, listener: str) -> ListenerProfile:
         profile = self.profiles.get(listener)

@@ -140,9 +140,8 @@ class ConnectionHandler:
         self._deferred: deque[tuple[int, bytes]] | None = None
         self._close_when_released = False
         self._mark = 0
-        self._timer: asyncio.TimerHandle | None = loop.call_later(
-            m.connect_timeout, self._on_connect_timeout
-        )
+        # The slot of this connection's deadline in the timer wheel (CONNECT, keep alive).
+        self._timer: int | None = ctx.timers.add(self, loop.time() + m.connect_timeout)
         ctx.handlers.add(self)
 
     # -- transport callbacks -------------------------------------------------------------
@@ -372,11 +371,21 @@ class ConnectionHandler:
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self.ctx.timers.remove(self, self._timer)
             self._timer = None
 
-    def _on_connect_timeout(self) -> None:
+    def expire(self) -> None:
+        """The timer wheel: this connection's deadline has come (server/timers.py). Before
+        the session is open it is the connect timeout, afterwards the keep alive."""
         self._timer = None
+        if self._closed:
+            return
+        if self.session is None:
+            self._on_connect_timeout()
+        else:
+            self._on_keep_alive()
+
+    def _on_connect_timeout(self) -> None:
         if self.conn.state in (State.AWAIT_CONNECT, State.CONNECTING):
             log.info("no CONNECT from %s in time; closing", self.peer)
             self._close(publish_will=False)
@@ -384,10 +393,9 @@ class ConnectionHandler:
     def _arm_keep_alive(self) -> None:
         deadline = self.conn.keep_alive_deadline()
         if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_keep_alive)
+            self._timer = self.ctx.timers.add(self, deadline)
 
     def _on_keep_alive(self) -> None:
-        self._timer = None
         deadline = self.conn.keep_alive_deadline()
         if deadline is None or self._closed:
             return
@@ -398,7 +406,7 @@ class ConnectionHandler:
             self._write_out()
             self._close(publish_will=True)
         else:
-            self._timer = self.loop.call_at(deadline, self._on_keep_alive)
+            self._timer = self.ctx.timers.add(self, deadline)
 
     # -- closing ---------------------------------------------------------------------------
 

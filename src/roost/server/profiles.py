@@ -14,6 +14,8 @@ from roost.dialects.base import (
     PublishErrors,
     RetainPolicy,
     SubscribeErrors,
+    TopicMapping,
+    topic_mapping,
 )
 from roost.protocol.connection import ConnectionLimits
 from roost.server import inbound
@@ -34,6 +36,7 @@ class ListenerProfile:
     packet_rules: PacketRules | None = None
     publish_errors: PublishErrors | None = None
     subscribe_errors: SubscribeErrors | None = None
+    topic_mapping: TopicMapping | None = None
 
 
 def _lower(value: int, cap: int | None) -> int:
@@ -90,4 +93,5 @@ def build_profile(config: Config, listener: str) -> ListenerProfile:
         packet_rules=dialect if isinstance(dialect, PacketRules) else None,
         publish_errors=dialect if isinstance(dialect, PublishErrors) else None,
         subscribe_errors=dialect if isinstance(dialect, SubscribeErrors) else None,
+        topic_mapping=topic_mapping(dialect),
     )

@@ -296,6 +296,7 @@ class RoostServer:
             listener.close()
         for handler in list(self.ctx.handlers):
             handler.shutdown()
+        self.ctx.timers.close()
         if isinstance(self.store, SqliteStore):
             # What the last acknowledgements and DISCONNECTs wait for.
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 from roost.config import ListenerConfig
@@ -69,6 +70,8 @@ class Slot:
         """Count the connection against its (real) source address; False: over the limit."""
         if self.released:
             return False
+        # Connections from one address share one string (NAT, proxies, load generators).
+        address = sys.intern(address)
         if not self._guard.addresses.acquire(address):
             self._guard.refused_per_address += 1
             return False

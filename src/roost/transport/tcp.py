@@ -41,6 +41,19 @@ class MQTTProtocol(asyncio.Protocol):
     Made by the listener for plain TCP / WS (it then admits the connection itself), or by
     the accept loop of TLS / PROXY listeners (admitted already: `slot`)."""
 
+    # One per open connection: no per-instance dict.
+    __slots__ = (
+        "address",
+        "handler",
+        "listener",
+        "partial_since",
+        "paused_since",
+        "peer",
+        "slot",
+        "transport",
+        "websocket",
+    )
+
     def __init__(
         self,
         listener: Listener,

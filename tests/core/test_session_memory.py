@@ -1,0 +1,79 @@
+"""Idle sessions share one empty queue and one empty set of packet ids until they need
+their own: nothing queued or awaited in one session ever shows in another. A clean
+session costs the store nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roost.config import MQTTConfig
+from roost.core.broker import Broker
+from roost.core.message import Delivery, Message
+from roost.core.session import Session
+from roost.store.sqlite import SqliteStore
+
+
+def session(client_id: str) -> Session:
+    return Session("t", client_id, max_queued_messages=100, max_queued_bytes=1 << 20)
+
+
+def delivery(topic: str, qos: int = 1) -> Delivery:
+    return Delivery(message=Message(topic=topic, payload=b"x", qos=qos), qos=qos, retain=False)
+
+
+def test_new_sessions_share_the_empty_queue_until_one_enqueues() -> None:
+    a, b = session("a"), session("b")
+    assert a.queue is b.queue and len(a.queue) == 0
+    assert a.enqueue(delivery("t/1"))
+    assert a.queue is not b.queue
+    assert [d.message.topic for d in a.queue] == ["t/1"]
+    assert len(b.queue) == 0 and session("c").queue is b.queue
+    assert [d.message.topic for d in a.take_ready(10, 0.0)] == ["t/1"]
+    assert b.take_ready(10, 0.0) == []
+
+
+def test_packet_ids_awaiting_pubrel_are_per_session() -> None:
+    a, b = session("a"), session("b")
+    assert a.awaiting_rel is b.awaiting_rel
+    a.add_awaiting_rel(7)
+    assert 7 in a.awaiting_rel and 7 not in b.awaiting_rel
+    assert not b.remove_awaiting_rel(7)
+    assert a.remove_awaiting_rel(7)
+    b.clear_messages()
+    assert len(session("c").awaiting_rel) == 0
+
+
+def test_the_shared_empty_containers_refuse_additions() -> None:
+    """A path that adds without taking its own first fails loudly, never shares."""
+    s = session("a")
+    with pytest.raises(TypeError):
+        s.queue.append(delivery("t"))
+    with pytest.raises(TypeError):
+        s.queue.extend([delivery("t")])
+    with pytest.raises(TypeError):
+        s.awaiting_rel.add(1)
+    with pytest.raises(TypeError):
+        s.awaiting_rel.update({1})
+    assert len(session("b").queue) == 0 and len(session("b").awaiting_rel) == 0
+
+
+def test_a_clean_session_writes_nothing_to_the_store(tmp_path: Path) -> None:
+    """A session never saved (clean, expiry 0) has no rows: opening and ending it queues no
+    store change; a persistent one is saved, and deleted when it ends."""
+    store = SqliteStore(tmp_path)
+    try:
+        store.load()
+        broker = Broker(MQTTConfig(), store, journal=store)
+        clean, _ = broker.open_session("t", "clean", True, 0, 0.0)
+        broker.connection_closed(clean, None, 0, 1.0)
+        assert broker.get_session("t", "clean") is None
+        assert store.write_seq == 0
+        broker.open_session("t", "kept", False, 60, 2.0)
+        saved = store.write_seq
+        assert saved > 0
+        broker.open_session("t", "kept", True, 0, 3.0)  # clean start ends the stored one
+        assert store.write_seq > saved
+    finally:
+        store.close()

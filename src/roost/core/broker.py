@@ -407,12 +407,16 @@ class Broker:
                 continue
             qos = target.qos if session.subscription_qos else min(target.qos, message.qos)
             retain = message.retain and target.retain_as_published
-            ids = tuple(target.subscription_identifiers)
             if not session.connected and qos == 0 and session.expiry_interval == 0:
                 continue
             dropped_before = session.stats.dropped_overflow
             if session.enqueue(
-                Delivery(message=message, qos=qos, retain=retain, subscription_identifiers=ids)
+                Delivery(
+                    message=message,
+                    qos=qos,
+                    retain=retain,
+                    subscription_identifiers=target.subscription_identifiers,
+                )
             ):
                 delivered += 1
             self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before

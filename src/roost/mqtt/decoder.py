@@ -221,7 +221,8 @@ def _connack(buf: memoryview, version: ProtocolVersion) -> Connack:
     return Connack(session_present=bool(flags), reason_code=reason_code, properties=properties)
 
 
-def _publish(flags: int, buf: memoryview, version: ProtocolVersion) -> Publish:
+def decode_publish(flags: int, buf: memoryview, version: ProtocolVersion) -> Publish:
+    """Decode a PUBLISH body; `flags` are the low four bits of its first byte."""
     qos = (flags >> 1) & 0x03
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
@@ -442,7 +443,7 @@ def decode(first_byte: int, body: bytes | memoryview, version: ProtocolVersion) 
     flags = first_byte & 0x0F
     buf = _view(body)
     if packet_type == T.PUBLISH:
-        return _publish(flags, buf, version)
+        return decode_publish(flags, buf, version)
     required = _REQUIRED_FLAGS.get(packet_type)
     if required is None or (packet_type == T.AUTH and version != V5):
         raise MalformedPacket(f"reserved packet type {packet_type}")

@@ -92,6 +92,22 @@ def encode_publish(
     )
 
 
+_ACK_FIRST_BYTES = {T.PUBACK: 0x40, T.PUBREC: 0x50, T.PUBREL: 0x62, T.PUBCOMP: 0x70}
+
+
+def encode_ack(
+    packet_type: PacketType, packet_id: int, reason_code: int, version: ProtocolVersion
+) -> bytes:
+    """Encode a PUBACK, PUBREC, PUBREL or PUBCOMP without properties, without building the
+    packet first: the same bytes as `encode` gives for it."""
+    head = bytes((_ACK_FIRST_BYTES[packet_type], 0x02)) + check_packet_id(packet_id).to_bytes(
+        2, "big"
+    )
+    if version != V5 or _reason(packet_type, reason_code) == 0:
+        return head
+    return bytes((head[0], 0x03)) + head[2:] + bytes((reason_code,))
+
+
 def _connect_flags(packet: Connect, version: ProtocolVersion) -> int:
     flags = 0x02 if packet.clean_start else 0
     will = packet.will

@@ -18,6 +18,7 @@ from roost.mqtt.codec import (
     decode_connect,
     decode_publish,
     encode,
+    encode_ack,
     encode_publish,
     read_frame,
 )
@@ -68,6 +69,7 @@ class ConnectionLimits:
 
 _PUBLISH = PacketType.PUBLISH
 _CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
 
 # Packets a client never sends: receiving one is a Protocol Error.
 _SERVER_ONLY = frozenset(
@@ -176,7 +178,7 @@ class ServerConnection:
         max_packet_size = self.limits.max_packet_size
         self._reading = True
         try:
-            while not self.closed and self._deferred_failure is None:
+            while self.state is not _CLOSED and self._deferred_failure is None:
                 frame = read_frame(view, max_packet_size, offset)
                 if frame is None:
                     break
@@ -494,8 +496,13 @@ class ServerConnection:
         return True
 
     def send_puback(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
-        self.send(Puback(packet_id=packet_id, reason_code=reason_code))
-        self.inbound_completed(packet_id)
+        if self.state is _CONNECTED:
+            # Without properties: nothing to withhold, never above a Maximum Packet Size.
+            assert self.version is not None
+            self._out.append(encode_ack(PacketType.PUBACK, packet_id, reason_code, self.version))
+        else:
+            self.send(Puback(packet_id=packet_id, reason_code=reason_code))
+        self._inbound_unacked.discard(packet_id)
 
     def send_pubrec(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
         self.send(Pubrec(packet_id=packet_id, reason_code=reason_code))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from roost.mqtt.decoder import UnsupportedConnectVersion, decode, decode_connect, decode_publish
+from roost.mqtt.decoder import (
+    UnsupportedConnectVersion,
+    decode,
+    decode_connect,
+    decode_puback,
+    decode_publish,
+)
 from roost.mqtt.encoder import encode, encode_ack, encode_publish
 from roost.mqtt.framing import read_frame
 from roost.mqtt.properties import encode_properties, encoded_properties_length
@@ -12,6 +18,7 @@ __all__ = [
     "UnsupportedConnectVersion",
     "decode",
     "decode_connect",
+    "decode_puback",
     "decode_publish",
     "encode",
     "encode_ack",

@@ -267,7 +267,13 @@ def _ack(
     return packet_id, reason_code, properties
 
 
-def _puback(buf: memoryview, version: ProtocolVersion) -> Puback:
+def decode_puback(buf: memoryview, version: ProtocolVersion) -> Puback:
+    """Decode a PUBACK body (the fixed header's flags already checked)."""
+    if len(buf) == 2:
+        # Only a Packet Identifier: MQTT 3.x, or MQTT 5 with Reason Code 0 left out.
+        packet_id = (buf[0] << 8) | buf[1]
+        if packet_id:
+            return Puback(packet_id=packet_id)
     packet_id, code, props = _ack(T.PUBACK, buf, version)
     return Puback(packet_id=packet_id, reason_code=code, properties=props)
 
@@ -418,7 +424,7 @@ def _connect(buf: memoryview, version: ProtocolVersion) -> Connect:
 _DECODERS: dict[int, Callable[[memoryview, ProtocolVersion], Packet]] = {
     T.CONNECT: _connect,
     T.CONNACK: _connack,
-    T.PUBACK: _puback,
+    T.PUBACK: decode_puback,
     T.PUBREC: _pubrec,
     T.PUBREL: _pubrel,
     T.PUBCOMP: _pubcomp,

@@ -87,9 +87,9 @@ def encode_publish(
     topic_bytes = encode_string(topic)
     props = encode_properties(properties, T.PUBLISH) if version == V5 else b""
     size = len(topic_bytes) + len(packet_id_bytes) + len(props) + len(payload)
-    return b"".join(
-        (bytes((first_byte,)), encode_varint(size), topic_bytes, packet_id_bytes, props, payload)
-    )
+    # The fixed header: a Remaining Length below 128 is its second byte.
+    header = bytes((first_byte, size)) if size < 128 else bytes((first_byte,)) + encode_varint(size)
+    return b"".join((header, topic_bytes, packet_id_bytes, props, payload))
 
 
 _ACK_FIRST_BYTES = {T.PUBACK: 0x40, T.PUBREC: 0x50, T.PUBREL: 0x62, T.PUBCOMP: 0x70}

@@ -16,6 +16,7 @@ from roost.errors import MQTTError, PacketTooLarge, UnsupportedProtocolVersion
 from roost.mqtt.codec import (
     decode,
     decode_connect,
+    decode_puback,
     decode_publish,
     encode,
     encode_ack,
@@ -68,6 +69,8 @@ class ConnectionLimits:
 
 
 _PUBLISH = PacketType.PUBLISH
+# A PUBACK's first byte: its type and the reserved flags 0 [MQTT-2.2.2-1].
+_PUBACK_BYTE = PacketType.PUBACK << 4
 _CONNECTED = State.CONNECTED
 _CLOSED = State.CLOSED
 
@@ -206,10 +209,13 @@ class ServerConnection:
 
     def _on_frame(self, first_byte: int, body: memoryview) -> ev.Event | None:
         packet_type = first_byte >> 4
-        if packet_type == _PUBLISH and self.state is _CONNECTED:
-            # The common case, straight to the PUBLISH decoder.
+        if self.state is _CONNECTED:
+            # The common cases, straight to their decoder.
             assert self.version is not None
-            return self._on_publish(decode_publish(first_byte & 0x0F, body, self.version))
+            if packet_type == _PUBLISH:
+                return self._on_publish(decode_publish(first_byte & 0x0F, body, self.version))
+            if first_byte == _PUBACK_BYTE:
+                return ev.PubackReceived(decode_puback(body, self.version))
         if self.state is State.AWAIT_CONNECT:
             if packet_type != PacketType.CONNECT:
                 # The first packet must be CONNECT [MQTT-3.1.0-1]: close without CONNACK.

@@ -136,6 +136,7 @@ def run(topology: str, qos: int, messages: int, batch: int) -> float:
     elapsed = 0.0
     clock = time.process_time
     while delivered < messages:
+        before = delivered
         started = clock()
         for (handler, transport), data in zip(pubs, frames, strict=True):
             handler.data_received(data)
@@ -156,6 +157,8 @@ def run(topology: str, qos: int, messages: int, batch: int) -> float:
         started = clock()
         turn(loop)
         elapsed += clock() - started
+        if delivered == before:
+            raise RuntimeError("nothing delivered: see the broker's log")
     loop.close()
     return delivered / elapsed
 

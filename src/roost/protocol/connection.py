@@ -69,6 +69,7 @@ class ConnectionLimits:
 
 
 _PUBLISH = PacketType.PUBLISH
+_PUBACK = PacketType.PUBACK
 # A PUBACK's first byte: its type and the reserved flags 0 [MQTT-2.2.2-1].
 _PUBACK_BYTE = PacketType.PUBACK << 4
 _CONNECTED = State.CONNECTED
@@ -505,7 +506,7 @@ class ServerConnection:
         if self.state is _CONNECTED:
             # Without properties: nothing to withhold, never above a Maximum Packet Size.
             assert self.version is not None
-            self._out.append(encode_ack(PacketType.PUBACK, packet_id, reason_code, self.version))
+            self._out.append(encode_ack(_PUBACK, packet_id, reason_code, self.version))
         else:
             self.send(Puback(packet_id=packet_id, reason_code=reason_code))
         self._inbound_unacked.discard(packet_id)

@@ -228,10 +228,11 @@ def on_pubrel(h: ConnectionHandler, packet_id: int) -> None:
 
 
 def on_puback(h: ConnectionHandler, packet_id: int) -> None:
-    """PUBACK or PUBCOMP from the client ends an outbound exchange; send more."""
+    """PUBACK or PUBCOMP from the client ends an outbound exchange; send more, if there
+    is more (queued, or spilled to the store)."""
     session = h.session
     assert session is not None
-    if session.acknowledge(packet_id) is not None:
+    if session.acknowledge(packet_id) is not None and (session.queue or session.spilled):
         h.wake()
 
 

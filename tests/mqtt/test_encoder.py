@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from roost.mqtt.codec import encode, encode_properties, encode_publish, encoded_properties_length
+from roost.mqtt.codec import (
+    encode,
+    encode_ack,
+    encode_properties,
+    encode_publish,
+    encoded_properties_length,
+)
 from roost.mqtt.constants import ConnackReturnCode, PacketType, ProtocolVersion, ReasonCode
 from roost.mqtt.packets import (
     NO_PROPERTIES,
@@ -15,7 +21,9 @@ from roost.mqtt.packets import (
     Packet,
     Properties,
     Puback,
+    Pubcomp,
     Publish,
+    Pubrec,
     Pubrel,
     Suback,
     Subscribe,
@@ -195,3 +203,30 @@ def test_encoded_properties_length() -> None:
     assert encode_properties(Properties(), PacketType.PUBACK) == b"\x00"
     big = Properties(reason_string="x" * 200)
     assert encoded_properties_length(big, PacketType.PUBACK) == 2 + 3 + 200
+
+
+@pytest.mark.parametrize("version", [V31, V311, V5])
+@pytest.mark.parametrize(
+    ("packet_type", "packet", "codes"),
+    [
+        (PacketType.PUBACK, Puback, (R.SUCCESS, R.NO_MATCHING_SUBSCRIBERS, R.QUOTA_EXCEEDED)),
+        (PacketType.PUBREC, Pubrec, (R.SUCCESS, R.NOT_AUTHORIZED)),
+        (PacketType.PUBREL, Pubrel, (R.SUCCESS, R.PACKET_IDENTIFIER_NOT_FOUND)),
+        (PacketType.PUBCOMP, Pubcomp, (R.SUCCESS, R.PACKET_IDENTIFIER_NOT_FOUND)),
+    ],
+)
+def test_encode_ack_gives_the_bytes_of_the_packet(
+    version: ProtocolVersion, packet_type: PacketType, packet: type, codes: tuple[int, ...]
+) -> None:
+    """The acknowledgement short cut encodes exactly what `encode` does for the packet."""
+    for code in codes:
+        for packet_id in (1, 300, 65535):
+            expected = encode(packet(packet_id=packet_id, reason_code=code), version)
+            assert encode_ack(packet_type, packet_id, code, version) == expected
+
+
+def test_encode_ack_refuses_what_encode_refuses() -> None:
+    with pytest.raises(ValueError):
+        encode_ack(PacketType.PUBACK, 0, R.SUCCESS, V311)  # [MQTT-2.3.1-1]
+    with pytest.raises(ValueError):
+        encode_ack(PacketType.PUBACK, 1, R.GRANTED_QOS_1, V5)

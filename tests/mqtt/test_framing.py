@@ -105,3 +105,23 @@ def test_variable_byte_integer_limits() -> None:
     # Non-minimal encodings are decoded: the specification lets receivers accept them.
     data = bytes.fromhex("808000")
     assert read_varint(memoryview(data), 0, 3) == (0, 3)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_reads_frame_after_frame_from_an_offset(kind: type) -> None:
+    """`start`: the frame found there is the one found by slicing the buffer there."""
+    big = b"\x30" + encode_varint(200) + bytes(200)
+    data = bytes.fromhex("c000") + big + bytes.fromhex("40020007") + big[:50]
+    buffer = kind(data)
+    offset = 0
+    seen = []
+    while (frame := read_frame(buffer, 1000, offset)) is not None:
+        sliced = read_frame(data[offset:], 1000)
+        assert sliced is not None
+        assert (frame[0], bytes(frame[1]), frame[2]) == (sliced[0], bytes(sliced[1]), sliced[2])
+        seen.append(frame[0])
+        offset += frame[2]
+    assert seen == [0xC0, 0x30, 0x40]
+    assert offset == len(data) - 50  # the partial PUBLISH waits
+    with pytest.raises(PacketTooLarge):
+        read_frame(buffer, 100, 2)

@@ -385,9 +385,10 @@ class Broker:
         delivered to. With worker processes, the message is also forwarded to the other
         workers unless `forward` is False; `serve_groups`: of the `$share` groups, only
         these are served here (a message forwarded by another worker)."""
+        stats = self.stats
         if count:
-            self.stats.messages_received += 1
-            self.stats.publish_bytes_received += len(message.payload)
+            stats.messages_received += 1
+            stats.publish_bytes_received += len(message.payload)
         if message.retain:
             self._retain(message, persist)
         router = self.routers.get(message.tenant)
@@ -406,23 +407,32 @@ class Broker:
                 t for t in targets if t.group is None or t.group.share_filter in serve_groups
             ]
         delivered = 0
+        message_qos = message.qos
+        message_retain = message.retain
         for target in targets:
             if only is not None and target.client_id != only:
                 continue
             session = sessions.get((tenant, target.client_id))
             if session is None:
                 continue
-            qos = target.qos if session.subscription_qos else min(target.qos, message.qos)
-            retain = message.retain and target.retain_as_published
-            ids = tuple(target.subscription_identifiers)
+            qos = target.qos
+            if qos > message_qos and not session.subscription_qos:
+                qos = message_qos
             if not session.connected and qos == 0 and session.expiry_interval == 0:
                 continue
-            dropped_before = session.stats.dropped_overflow
+            queue_stats = session.stats
+            dropped_before = queue_stats.dropped_overflow
             if session.enqueue(
-                Delivery(message=message, qos=qos, retain=retain, subscription_identifiers=ids)
+                Delivery(
+                    message=message,
+                    qos=qos,
+                    retain=message_retain and target.retain_as_published,
+                    subscription_identifiers=target.subscription_identifiers,
+                )
             ):
                 delivered += 1
-            self.stats.messages_dropped += session.stats.dropped_overflow - dropped_before
+            if queue_stats.dropped_overflow != dropped_before:
+                stats.messages_dropped += queue_stats.dropped_overflow - dropped_before
         return delivered
 
     def may_retain(self, message: Message) -> bool:

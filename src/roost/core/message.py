@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roost.mqtt.packets import NO_PROPERTIES, Properties
+from roost.records import record
 
 DEFAULT_TENANT = "default"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Message:
     """One application message, immutable once published.
 

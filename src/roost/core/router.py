@@ -41,7 +41,7 @@ class Target:
     client_id: str
     qos: int
     retain_as_published: bool
-    subscription_identifiers: list[int]
+    subscription_identifiers: tuple[int, ...]
     # The `$share` group this target was picked from (None: a non-shared subscription).
     group: ShareGroup | None = None
 
@@ -72,6 +72,35 @@ STRATEGIES: dict[str, ShareStrategy] = {
 RouteKey = str | ShareKey
 RouteValue = SessionSubscription | ShareGroup
 
+# What matches one topic: the merged targets of its non-shared subscriptions (None when one
+# of them is No Local: then they are merged per publisher), those subscriptions, and the
+# `$share` groups.
+_Route = tuple[list[Target] | None, list[tuple[str, SessionSubscription]], list[ShareGroup]]
+
+# Topics whose routes are kept; all are forgotten when there are more.
+MAX_ROUTES = 10_000
+
+
+def _merge(plain: list[tuple[str, SessionSubscription]], publisher: str | None) -> list[Target]:
+    """One target per session [MQTT-3.3.4-2]: the highest QoS, Retain As Published if any
+    subscription asks for it, every subscription identifier."""
+    merged: dict[str, Target] = {}
+    for client_id, sub in plain:
+        options = sub.options
+        # No Local: never back to the publisher's own subscription [MQTT-3.8.3-3]
+        if options.no_local and client_id == publisher:
+            continue
+        identifier = sub.subscription_identifier
+        ids = () if identifier is None else (identifier,)
+        target = merged.get(client_id)
+        if target is None:
+            merged[client_id] = Target(client_id, options.qos, options.retain_as_published, ids)
+        else:
+            target.qos = max(target.qos, options.qos)
+            target.retain_as_published = target.retain_as_published or options.retain_as_published
+            target.subscription_identifiers += ids
+    return list(merged.values())
+
 
 class Router:
     """Subscriptions of one tenant, indexed by topic filter."""
@@ -88,8 +117,11 @@ class Router:
         # Told (filter, +1 / -1) when a session's subscription is added or removed (the
         # worker processes' filter summaries); None when there is nobody to tell.
         self.on_change: Callable[[str, int], None] | None = None
+        # Topic -> what matches it, until the subscriptions change (see route()).
+        self._routes: dict[str, _Route] = {}
 
     def add(self, client_id: str, subscription: SessionSubscription) -> None:
+        self._routes.clear()
         shared = parse_shared(subscription.topic_filter)
         on_change = self.on_change
         if shared is None:
@@ -107,6 +139,7 @@ class Router:
         group.members[client_id] = subscription
 
     def remove(self, client_id: str, topic_filter: str) -> bool:
+        self._routes.clear()
         shared = parse_shared(topic_filter)
         if shared is None:
             removed = self.trie.remove(topic_filter, client_id)
@@ -127,44 +160,53 @@ class Router:
     def route(self, topic: str, publisher: str | None) -> list[Target]:
         """Targets for a message on `topic`: one per session for its non-shared
         subscriptions, merged [MQTT-3.3.4-2], and one per matching `$share` group; a
-        client in both gets two copies (MQTT 5 section 4.8.2)."""
-        merged: dict[str, Target] = {}
-        shared: list[Target] = []
+        client in both gets two copies (MQTT 5 section 4.8.2).
+
+        What matches a topic is kept until the next subscription change (`_routes`); the
+        member of each group is still picked per message, and No Local applied per
+        publisher. The list and targets may be shared with later calls: read them only."""
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._route(topic)
+        merged, plain, groups = route
+        if merged is None:
+            # A No Local subscription matches: what is merged depends on the publisher.
+            merged = _merge(plain, publisher)
+        if not groups:
+            return merged
+        targets = list(merged)
+        for group in groups:
+            client_id = self._pick(group)
+            sub = group.members[client_id]
+            identifier = sub.subscription_identifier
+            targets.append(
+                Target(
+                    client_id,
+                    sub.options.qos,
+                    sub.options.retain_as_published,
+                    () if identifier is None else (identifier,),
+                    group,
+                )
+            )
+        return targets
+
+    def _route(self, topic: str) -> _Route:
+        """Match `topic` in the trie and keep the result for the next messages on it."""
+        plain: list[tuple[str, SessionSubscription]] = []
+        groups: list[ShareGroup] = []
         for key, value in self.trie.match(topic):
             if isinstance(value, ShareGroup):
-                client_id = self._pick(value)
-                sub = value.members[client_id]
-                shared.append(
-                    Target(
-                        client_id,
-                        sub.options.qos,
-                        sub.options.retain_as_published,
-                        [sub.subscription_identifier]
-                        if sub.subscription_identifier is not None
-                        else [],
-                        value,
-                    )
-                )
-                continue
-            assert isinstance(key, str)
-            client_id, sub = key, value
-            # No Local: never back to the publisher's own subscription [MQTT-3.8.3-3]
-            if sub.options.no_local and client_id == publisher:
-                continue
-            target = merged.get(client_id)
-            if target is None:
-                target = Target(client_id, sub.options.qos, sub.options.retain_as_published, [])
-                merged[client_id] = target
+                groups.append(value)
             else:
-                target.qos = max(target.qos, sub.options.qos)
-                target.retain_as_published = (
-                    target.retain_as_published or sub.options.retain_as_published
-                )
-            if sub.subscription_identifier is not None:
-                target.subscription_identifiers.append(sub.subscription_identifier)
-        if shared:
-            return [*merged.values(), *shared]
-        return list(merged.values())
+                assert isinstance(key, str)
+                plain.append((key, value))
+        no_local = any(sub.options.no_local for _, sub in plain)
+        route = (None if no_local else _merge(plain, None), plain, groups)
+        routes = self._routes
+        if len(routes) >= MAX_ROUTES:
+            routes.clear()
+        routes[topic] = route
+        return route
 
     def _pick(self, group: ShareGroup) -> str:
         is_online = self.is_online

@@ -221,7 +221,8 @@ def _connack(buf: memoryview, version: ProtocolVersion) -> Connack:
     return Connack(session_present=bool(flags), reason_code=reason_code, properties=properties)
 
 
-def _publish(flags: int, buf: memoryview, version: ProtocolVersion) -> Publish:
+def decode_publish(flags: int, buf: memoryview, version: ProtocolVersion) -> Publish:
+    """Decode a PUBLISH body; `flags` are the low four bits of its first byte."""
     qos = (flags >> 1) & 0x03
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
@@ -266,7 +267,13 @@ def _ack(
     return packet_id, reason_code, properties
 
 
-def _puback(buf: memoryview, version: ProtocolVersion) -> Puback:
+def decode_puback(buf: memoryview, version: ProtocolVersion) -> Puback:
+    """Decode a PUBACK body (the fixed header's flags already checked)."""
+    if len(buf) == 2:
+        # Only a Packet Identifier: MQTT 3.x, or MQTT 5 with Reason Code 0 left out.
+        packet_id = (buf[0] << 8) | buf[1]
+        if packet_id:
+            return Puback(packet_id=packet_id)
     packet_id, code, props = _ack(T.PUBACK, buf, version)
     return Puback(packet_id=packet_id, reason_code=code, properties=props)
 
@@ -417,7 +424,7 @@ def _connect(buf: memoryview, version: ProtocolVersion) -> Connect:
 _DECODERS: dict[int, Callable[[memoryview, ProtocolVersion], Packet]] = {
     T.CONNECT: _connect,
     T.CONNACK: _connack,
-    T.PUBACK: _puback,
+    T.PUBACK: decode_puback,
     T.PUBREC: _pubrec,
     T.PUBREL: _pubrel,
     T.PUBCOMP: _pubcomp,
@@ -442,7 +449,7 @@ def decode(first_byte: int, body: bytes | memoryview, version: ProtocolVersion) 
     flags = first_byte & 0x0F
     buf = _view(body)
     if packet_type == T.PUBLISH:
-        return _publish(flags, buf, version)
+        return decode_publish(flags, buf, version)
     required = _REQUIRED_FLAGS.get(packet_type)
     if required is None or (packet_type == T.AUTH and version != V5):
         raise MalformedPacket(f"reserved packet type {packet_type}")

@@ -87,9 +87,25 @@ def encode_publish(
     topic_bytes = encode_string(topic)
     props = encode_properties(properties, T.PUBLISH) if version == V5 else b""
     size = len(topic_bytes) + len(packet_id_bytes) + len(props) + len(payload)
-    return b"".join(
-        (bytes((first_byte,)), encode_varint(size), topic_bytes, packet_id_bytes, props, payload)
+    # The fixed header: a Remaining Length below 128 is its second byte.
+    header = bytes((first_byte, size)) if size < 128 else bytes((first_byte,)) + encode_varint(size)
+    return b"".join((header, topic_bytes, packet_id_bytes, props, payload))
+
+
+_ACK_FIRST_BYTES = {T.PUBACK: 0x40, T.PUBREC: 0x50, T.PUBREL: 0x62, T.PUBCOMP: 0x70}
+
+
+def encode_ack(
+    packet_type: PacketType, packet_id: int, reason_code: int, version: ProtocolVersion
+) -> bytes:
+    """Encode a PUBACK, PUBREC, PUBREL or PUBCOMP without properties, without building the
+    packet first: the same bytes as `encode` gives for it."""
+    head = bytes((_ACK_FIRST_BYTES[packet_type], 0x02)) + check_packet_id(packet_id).to_bytes(
+        2, "big"
     )
+    if version != V5 or _reason(packet_type, reason_code) == 0:
+        return head
+    return bytes((head[0], 0x03)) + head[2:] + bytes((reason_code,))
 
 
 def _connect_flags(packet: Connect, version: ProtocolVersion) -> int:

@@ -7,9 +7,9 @@ from roost.mqtt.wire import encode_varint
 
 
 def read_frame(
-    buffer: bytes | bytearray | memoryview, max_packet_size: int
+    buffer: bytes | bytearray | memoryview, max_packet_size: int, start: int = 0
 ) -> tuple[int, memoryview, int] | None:
-    """Look at the start of `buffer` for one whole packet.
+    """Look at `buffer` from `start` on for one whole packet.
 
     Returns None if more bytes are needed, else (first_byte, body, frame_length): `body` is
     a memoryview of the Remaining Length bytes and `frame_length` the number of bytes to
@@ -23,23 +23,29 @@ def read_frame(
     set [MQTT-1.5.5], and PacketTooLarge as soon as the declared packet size (fixed header
     plus Remaining Length) is above `max_packet_size`, before the body has arrived.
     """
-    available = len(buffer)
+    available = len(buffer) - start
     if available < 2:
         return None
-    remaining = 0
-    shift = 0
-    header_length = 0
-    for index in range(1, 5):
-        if index >= available:
-            return None
-        byte = buffer[index]
-        remaining |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            header_length = index + 1
-            break
-        shift += 7
+    byte = buffer[start + 1]
+    if not byte & 0x80:
+        # The common case: a Remaining Length below 128, one byte.
+        header_length = 2
+        remaining = byte
     else:
-        raise MalformedPacket("Remaining Length longer than 4 bytes [MQTT-1.5.5]")
+        remaining = byte & 0x7F
+        shift = 7
+        header_length = 0
+        for index in range(2, 5):
+            if index >= available:
+                return None
+            byte = buffer[start + index]
+            remaining |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                header_length = index + 1
+                break
+            shift += 7
+        else:
+            raise MalformedPacket("Remaining Length longer than 4 bytes [MQTT-1.5.5]")
     frame_length = header_length + remaining
     if frame_length > max_packet_size:
         raise PacketTooLarge(
@@ -47,7 +53,8 @@ def read_frame(
         )
     if available < frame_length:
         return None
-    return buffer[0], memoryview(buffer)[header_length:frame_length], frame_length
+    view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    return buffer[start], view[start + header_length : start + frame_length], frame_length
 
 
 def frame(first_byte: int, body: bytes) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roost.mqtt.constants import PacketType, ProtocolVersion, ReasonCode
+from roost.records import record
 
 UserProperties = tuple[tuple[str, str], ...]
 
@@ -83,7 +84,7 @@ class Connack:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Publish:
     packet_type = PacketType.PUBLISH
     topic: str
@@ -95,7 +96,7 @@ class Publish:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Puback:
     packet_type = PacketType.PUBACK
     packet_id: int
@@ -103,7 +104,7 @@ class Puback:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Pubrec:
     packet_type = PacketType.PUBREC
     packet_id: int
@@ -111,7 +112,7 @@ class Pubrec:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Pubrel:
     packet_type = PacketType.PUBREL
     packet_id: int
@@ -119,7 +120,7 @@ class Pubrel:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Pubcomp:
     packet_type = PacketType.PUBCOMP
     packet_id: int

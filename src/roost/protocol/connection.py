@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from roost.errors import MQTTError, PacketTooLarge, UnsupportedProtocolVersion
-from roost.mqtt.codec import decode, decode_connect, encode, encode_publish, read_frame
+from roost.mqtt.codec import (
+    decode,
+    decode_connect,
+    decode_puback,
+    decode_publish,
+    encode,
+    encode_ack,
+    encode_publish,
+    read_frame,
+)
 from roost.mqtt.constants import PacketType, ProtocolVersion, ReasonCode
 from roost.mqtt.packets import (
     NO_PROPERTIES,
@@ -58,6 +67,13 @@ class ConnectionLimits:
     max_topic_length: int = 65_535
     max_topic_levels: int = 128
 
+
+_PUBLISH = PacketType.PUBLISH
+_PUBACK = PacketType.PUBACK
+# A PUBACK's first byte: its type and the reserved flags 0 [MQTT-2.2.2-1].
+_PUBACK_BYTE = PacketType.PUBACK << 4
+_CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
 
 # Packets a client never sends: receiving one is a Protocol Error.
 _SERVER_ONLY = frozenset(
@@ -180,10 +196,11 @@ class ServerConnection:
         events: list[ev.Event] = []
         offset = 0
         view = memoryview(buf)
+        max_packet_size = self.limits.max_packet_size
         self._reading = True
         try:
-            while not self.closed and self._deferred_failure is None:
-                frame = read_frame(view[offset:], self.limits.max_packet_size)
+            while self.state is not _CLOSED and self._deferred_failure is None:
+                frame = read_frame(view, max_packet_size, offset)
                 if frame is None:
                     break
                 first_byte, body, length = frame
@@ -210,6 +227,13 @@ class ServerConnection:
 
     def _on_frame(self, first_byte: int, body: memoryview) -> ev.Event | None:
         packet_type = first_byte >> 4
+        if self.state is _CONNECTED:
+            # The common cases, straight to their decoder.
+            assert self.version is not None
+            if packet_type == _PUBLISH:
+                return self._on_publish(decode_publish(first_byte & 0x0F, body, self.version))
+            if first_byte == _PUBACK_BYTE:
+                return ev.PubackReceived(decode_puback(body, self.version))
         if self.state is State.AWAIT_CONNECT:
             if packet_type != PacketType.CONNECT:
                 # The first packet must be CONNECT [MQTT-3.1.0-1]: close without CONNACK.
@@ -276,6 +300,17 @@ class ServerConnection:
         if packet.retain and not limits.retain_available:
             # [MQTT-3.2.2-14]: RETAIN when Retain Available is 0 -> DISCONNECT 0x9A
             return self.fail(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
+        if packet.properties is NO_PROPERTIES:
+            # No properties (every 3.x PUBLISH): no alias, response topic or identifier.
+            if not packet.topic:
+                # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1)
+                return self.fail(ReasonCode.PROTOCOL_ERROR, "empty topic name without topic alias")
+            if not self._topic_name_valid(packet.topic):
+                # Wildcards, NUL [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+                return self.fail(ReasonCode.TOPIC_NAME_INVALID, "topic name invalid")
+            if packet.qos:
+                return self._inbound_publish(packet)
+            return ev.PublishReceived(packet, False)
         if packet.properties.subscription_identifiers:
             # A client's PUBLISH carries no Subscription Identifier [MQTT-3.3.4-6]
             return self.fail(ReasonCode.PROTOCOL_ERROR, "subscription identifier in PUBLISH")
@@ -305,26 +340,29 @@ class ServerConnection:
                 topic=topic,
                 properties=replace(packet.properties, topic_alias=None),
             )
-        duplicate = False
         if packet.qos > 0:
-            assert packet.packet_id is not None
-            if packet.packet_id in self._inbound_unacked:
-                duplicate = packet.qos == 2
-            else:
-                quota = (
-                    limits.receive_maximum
-                    if self.version == ProtocolVersion.V5
-                    else limits.max_awaiting_rel
-                )
-                if len(self._inbound_unacked) >= quota:
-                    # [MQTT-3.3.4-7]: more than Receive Maximum unacknowledged -> 0x93
-                    return self.fail(
-                        ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded"
-                    )
-                if self._inbound_unacked is _NO_IDS:
-                    self._inbound_unacked = set()
-                self._inbound_unacked.add(packet.packet_id)
-        return ev.PublishReceived(packet, duplicate)
+            return self._inbound_publish(packet)
+        return ev.PublishReceived(packet, False)
+
+    def _inbound_publish(self, packet: Publish) -> ev.Event:
+        """A QoS 1 / 2 PUBLISH: within the inbound quota, or a duplicate of a QoS 2 one."""
+        packet_id = packet.packet_id
+        assert packet_id is not None
+        if packet_id in self._inbound_unacked:
+            return ev.PublishReceived(packet, packet.qos == 2)
+        limits = self.limits
+        quota = (
+            limits.receive_maximum
+            if self.version == ProtocolVersion.V5
+            else limits.max_awaiting_rel
+        )
+        if len(self._inbound_unacked) >= quota:
+            # [MQTT-3.3.4-7]: more than Receive Maximum unacknowledged -> 0x93
+            return self.fail(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
+        if self._inbound_unacked is _NO_IDS:
+            self._inbound_unacked = set()
+        self._inbound_unacked.add(packet_id)
+        return ev.PublishReceived(packet, False)
 
     def _on_subscribe(self, packet: Packet) -> ev.Event | None:
         assert isinstance(packet, Subscribe)
@@ -498,8 +536,13 @@ class ServerConnection:
         return True
 
     def send_puback(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
-        self.send(Puback(packet_id=packet_id, reason_code=reason_code))
-        self.inbound_completed(packet_id)
+        if self.state is _CONNECTED:
+            # Without properties: nothing to withhold, never above a Maximum Packet Size.
+            assert self.version is not None
+            self._out.append(encode_ack(_PUBACK, packet_id, reason_code, self.version))
+        else:
+            self.send(Puback(packet_id=packet_id, reason_code=reason_code))
+        self._inbound_unacked.discard(packet_id)
 
     def send_pubrec(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
         self.send(Pubrec(packet_id=packet_id, reason_code=reason_code))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from roost.mqtt.packets import (
     Auth,
     Connect,
@@ -16,19 +14,20 @@ from roost.mqtt.packets import (
     Subscribe,
     Unsubscribe,
 )
+from roost.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class ConnectReceived:
     packet: Connect
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class AuthReceived:
     packet: Auth
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class PublishReceived:
     """A PUBLISH whose topic alias has been resolved into `packet.topic`.
 
@@ -39,42 +38,42 @@ class PublishReceived:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class PubackReceived:
     packet: Puback
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class PubrecReceived:
     packet: Pubrec
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class PubrelReceived:
     packet: Pubrel
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class PubcompReceived:
     packet: Pubcomp
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class SubscribeReceived:
     packet: Subscribe
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class UnsubscribeReceived:
     packet: Unsubscribe
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class DisconnectReceived:
     packet: Disconnect
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class ProtocolFailed:
     """The connection must close; a DISCONNECT or CONNACK was queued where the spec wants one."""
 

@@ -1,5 +1,5 @@
-"""What the server does with each packet a connected client sends: the publish pipeline
-of named checks, acknowledgements, SUBSCRIBE and UNSUBSCRIBE."""
+"""What the server does with each packet a connected client sends: the PUBLISH checks,
+acknowledgements, SUBSCRIBE and UNSUBSCRIBE."""
 
 from __future__ import annotations
 
@@ -24,7 +24,15 @@ from roost.dialects.base import (
 )
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
-from roost.mqtt.packets import Properties, Publish, Pubrec, Subscribe, Subscription, Unsubscribe
+from roost.mqtt.packets import (
+    NO_PROPERTIES,
+    Properties,
+    Publish,
+    Pubrec,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+)
 from roost.protocol import events as ev
 
 if TYPE_CHECKING:
@@ -43,47 +51,39 @@ def topic_name_checker(config: MQTTConfig) -> Callable[[str], bool]:
 # -- PUBLISH ------------------------------------------------------------------------------
 
 
-def check_user_properties(h: ConnectionHandler, packet: Publish) -> int | None:
-    if len(packet.properties.user_properties) > h.ctx.config.mqtt.max_user_properties:
+def publish_refusal(h: ConnectionHandler, packet: Publish) -> int | None:
+    """The reason code refusing an inbound PUBLISH, or None to accept it. In this order:
+    too many user properties; a `$SYS` topic (the broker's own, clients may not publish
+    there); the listener's dialect (topic policy, reserved topics, payload size,
+    properties); the authorizers."""
+    client = h.client
+    assert client is not None
+    properties = packet.properties
+    # Without properties (max_user_properties is >= 0): nothing to count.
+    if (
+        properties is not NO_PROPERTIES
+        and len(properties.user_properties) > h.ctx.config.mqtt.max_user_properties
+    ):
         return ReasonCode.QUOTA_EXCEEDED
-    return None
-
-
-def check_system_topic(h: ConnectionHandler, packet: Publish) -> int | None:
-    """Clients may not publish into $SYS, which is the broker's own."""
-    if packet.topic.startswith("$SYS"):
+    topic = packet.topic
+    if topic.startswith("$SYS"):
         return ReasonCode.NOT_AUTHORIZED
-    return None
-
-
-def check_dialect(h: ConnectionHandler, packet: Publish) -> int | None:
-    """The listener's dialect: topic policy, reserved topics, payload size, properties."""
-    assert h.client is not None
-    dialect = h.profile.dialect
-    refused = dialect.check_publish(
-        h.client, packet.topic, packet.qos, packet.retain, len(packet.payload)
+    profile = h.profile
+    refused = profile.dialect.check_publish(
+        client, topic, packet.qos, packet.retain, len(packet.payload)
     )
-    rules = h.profile.packet_rules
-    if refused is None and rules is not None:
-        refused = rules.check_publish_properties(h.client, packet.properties)
-    return refused
-
-
-def check_authorized(h: ConnectionHandler, packet: Publish) -> int | None:
-    assert h.client is not None
+    if refused is not None:
+        return refused
+    rules = profile.packet_rules
+    if rules is not None:
+        refused = rules.check_publish_properties(client, properties)
+        if refused is not None:
+            return refused
     auth = h.ctx.auth
     if auth.allows_everything:
         return None
-    decision = auth.authorize(h.client, Action.PUBLISH, packet.topic, packet.qos, packet.retain)
+    decision = auth.authorize(client, Action.PUBLISH, topic, packet.qos, packet.retain)
     return None if decision.allowed else (decision.reason_code or ReasonCode.NOT_AUTHORIZED)
-
-
-PUBLISH_CHECKS: tuple[Callable[[ConnectionHandler, Publish], int | None], ...] = (
-    check_user_properties,
-    check_system_topic,
-    check_dialect,
-    check_authorized,
-)
 
 
 def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
@@ -100,11 +100,7 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         # Resent after a reconnect before PUBREL arrived [MQTT-4.3.3-10]
         conn.send_pubrec(packet.packet_id)
         return
-    refused: int | None = None
-    for check in PUBLISH_CHECKS:
-        refused = check(h, packet)
-        if refused is not None:
-            break
+    refused = publish_refusal(h, packet)
     matched = 0
     if refused is None:
         now = h.ctx.clock()
@@ -232,10 +228,11 @@ def on_pubrel(h: ConnectionHandler, packet_id: int) -> None:
 
 
 def on_puback(h: ConnectionHandler, packet_id: int) -> None:
-    """PUBACK or PUBCOMP from the client ends an outbound exchange; send more."""
+    """PUBACK or PUBCOMP from the client ends an outbound exchange; send more, if there
+    is more (queued, or spilled to the store)."""
     session = h.session
     assert session is not None
-    if session.acknowledge(packet_id) is not None:
+    if session.acknowledge(packet_id) is not None and (session.queue or session.spilled):
         h.wake()
 
 

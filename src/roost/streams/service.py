@@ -33,11 +33,11 @@ class LocalStreams:
         self._waiters: dict[int, set[asyncio.Future[None]]] = {}
         self._next_tick = 0.0
         engine.on_available = self._wake
+        # Whether a tenant has a stream capturing topics: asked for every PUBLISH, so the
+        # engine's own dictionary answers it (it is never replaced), without a method of ours.
+        self.captures: Callable[[str], bool] = engine.captures.__contains__
 
     # -- capture (synchronous, inside the PUBLISH pipeline) -------------------------------
-
-    def captures(self, tenant: str) -> bool:
-        return tenant in self.engine.captures
 
     def capture(self, message: Message, packet_id: int | None, dup: bool, now: float) -> int:
         return self.engine.capture(message, packet_id, dup, now)

@@ -20,9 +20,11 @@ from bench.loadgen import Role, Samples, worker
 START_DELAY = 0.3
 JOIN_TIMEOUT = 10.0
 
-# roost-w2 (two worker processes) runs only when named in --brokers.
+# roost-w2 (two worker processes) runs in the throughput and idle-connection cells, when
+# named in --brokers (it is in the default list).
 MAIN = ("roost", "roost-w2", "mosquitto")
 WITH_AMQTT = ("roost", "roost-w2", "mosquitto", "amqtt")
+ONE_PROCESS = ("roost", "mosquitto")
 OPT_IN = frozenset({"roost-w2"})
 AMQTT_REF = ("roost", "amqtt")
 DURABLE = ("roost-sync", "roost-memory", "mosquitto-persist")
@@ -96,6 +98,7 @@ def cells(profile: Profile) -> list[Cell]:
                 subs=1,
                 qos=qos,
                 rate=1000.0,
+                brokers=ONE_PROCESS,
             )
         )
     out.append(
@@ -135,6 +138,7 @@ def cells(profile: Profile) -> list[Cell]:
             f"overload: p2p 10->10 unthrottled {profile.overload_duration:.0f} s, QoS 0, 1 KiB",
             "overload",
             payload=1024,
+            brokers=ONE_PROCESS,
         )
     )
     return out

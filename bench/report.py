@@ -144,6 +144,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_num(stats['mosquitto'].get(field), digits)} | {target} |"
             )
         lines.append("")
+    lines.extend(workers_tables(results))
     lines.extend(durable_tables(results))
     lines.extend(amqtt_tables(results))
     cap = results.get("capacity", {})
@@ -230,6 +231,57 @@ def durable_tables(results: dict[str, Any]) -> list[str]:
                 f"| {_ratio(ma.get('msgs_per_broker_cpu_s'), mb.get('msgs_per_broker_cpu_s'))} "
                 f"| {target} |"
             )
+        lines.append("")
+    return lines
+
+
+def workers_tables(results: dict[str, Any]) -> list[str]:
+    """Roost with two worker processes (`--workers 2`) beside mosquitto and beside one
+    Roost process, where it ran: the throughput and idle-connection cells."""
+    ran = [(k, c) for k, c in results["cells"].items() if "roost-w2" in c]
+    if not ran:
+        return []
+    lines = ["### Two worker processes (`roost serve --workers 2`)", ""]
+    pubsub = [(k, c) for k, c in ran if c["kind"] == "throughput"]
+    if pubsub:
+        lines.append(
+            "| cell | Roost x2 msg/s | mosquitto msg/s | ratio | Roost x2 / Roost x1 "
+            "| Roost x2 loss | Roost x2 CPU (cores) | Roost x2 msg/CPU-s |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for key, cell in pubsub:
+            w, r = _m(results, key, "roost-w2"), _m(results, key, "roost")
+            q = _m(results, key, "mosquitto")
+            lines.append(
+                f"| {cell['title']} | {_num(w.get('delivered_per_s'))} "
+                f"| {_num(q.get('delivered_per_s'))} "
+                f"| {_ratio(w.get('delivered_per_s'), q.get('delivered_per_s'))} "
+                f"| {_ratio(w.get('delivered_per_s'), r.get('delivered_per_s'))} "
+                f"| {_pct(w.get('loss'))} | {_num(w.get('broker_cpu'), 2)} "
+                f"| {_num(w.get('msgs_per_broker_cpu_s'))} |"
+            )
+        lines.append("")
+    for key, cell in ran:
+        if cell["kind"] != "idle":
+            continue
+        w, q = _m(results, key, "roost-w2"), _m(results, key, "mosquitto")
+        wb, qb = w.get("bytes_per_connection"), q.get("bytes_per_connection")
+        lines.append(f"| {cell['title']} | Roost x2 | mosquitto | ratio |")
+        lines.append("|---|---:|---:|---:|")
+        lines.append(
+            f"| broker VmRSS per connection (KiB) | {_num(wb and wb / 1024, 2)} "
+            f"| {_num(qb and qb / 1024, 2)} | {_ratio(wb, qb, 1)} |"
+        )
+        lines.append(
+            f"| connects per broker CPU-second | {_num(w.get('connects_per_broker_cpu_s'))} "
+            f"| {_num(q.get('connects_per_broker_cpu_s'))} "
+            f"| {_ratio(w.get('connects_per_broker_cpu_s'), q.get('connects_per_broker_cpu_s'))} |"
+        )
+        lines.append(
+            f"| connects per second (wall clock) | {_num(w.get('connects_per_s'))} "
+            f"| {_num(q.get('connects_per_s'))} "
+            f"| {_ratio(w.get('connects_per_s'), q.get('connects_per_s'))} |"
+        )
         lines.append("")
     return lines
 

@@ -25,6 +25,9 @@ from bench.cells import Cell, Profile
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DEFAULT_BROKERS = "roost,roost-w2,mosquitto,amqtt"
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown CPU"
     try:
@@ -168,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated cell keys (e.g. p2p-q0-64)")
     parser.add_argument(
         "--brokers",
-        default="roost,mosquitto,amqtt",
+        default=DEFAULT_BROKERS,
         help="which brokers (roost also selects roost-sync and roost-memory, mosquitto also "
-        "mosquitto-persist; roost-w2, two worker processes, only when named)",
+        "mosquitto-persist; roost-w2 is `roost serve --workers 2`)",
     )
     parser.add_argument("--reps", type=int, default=0, help="override runs per cell")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = [c for c in cells.cells(profile) if not args.only or c.key in args.only.split(",")]
     names = [n for n in args.brokers.split(",") if n]
     command = "make bench-quick" if args.quick else "make bench"
-    if args.only or args.reps or args.brokers != "roost,mosquitto,amqtt":
+    if args.only or args.reps or args.brokers != DEFAULT_BROKERS:
         command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
 
     started = time.monotonic()

@@ -151,23 +151,6 @@ FORWARD = struct.Struct("!IBBHHIIHIdd")
 _HAS_EXPIRY = 8
 _HAS_PUBLISHER = 16
 _NO_GROUPS: frozenset[str] = frozenset()
-# A forwarded Message is built by setting its slots (it has no __post_init__): the frozen
-# dataclass's __init__ costs three times as much, once per message on the receiving side.
-_new = object.__new__
-_SET = tuple(
-    getattr(Message, name).__set__
-    for name in (
-        "tenant",
-        "topic",
-        "payload",
-        "qos",
-        "retain",
-        "properties",
-        "expires_at",
-        "publisher",
-        "created_at",
-    )
-)
 
 
 def forward_frame(message: Message, groups: tuple[str, ...]) -> bytes:
@@ -217,19 +200,17 @@ def read_forward(data: bytes, pos: int) -> tuple[Message, frozenset[str]]:
     properties = NO_PROPERTIES
     if lr:
         properties, _ = read_properties(memoryview(data), d, e, PUBLISH)
-    set_tenant, set_topic, set_payload, set_qos, set_retain, set_props, set_exp, set_pub, set_at = (
-        _SET
+    message = Message(
+        tenant=data[a:b].decode(),
+        topic=data[b:c].decode(),
+        payload=data[c:d],
+        qos=flags & 3,
+        retain=bool(flags & 4),
+        properties=properties,
+        expires_at=expires_at if flags & _HAS_EXPIRY else None,
+        publisher=data[e:f].decode() if flags & _HAS_PUBLISHER else None,
+        created_at=created_at,
     )
-    message = _new(Message)
-    set_tenant(message, data[a:b].decode())
-    set_topic(message, data[b:c].decode())
-    set_payload(message, data[c:d])
-    set_qos(message, flags & 3)
-    set_retain(message, bool(flags & 4))
-    set_props(message, properties)
-    set_exp(message, expires_at if flags & _HAS_EXPIRY else None)
-    set_pub(message, data[e:f].decode() if flags & _HAS_PUBLISHER else None)
-    set_at(message, created_at)
     groups = frozenset(data[f : f + lg].decode().split("\0")) if lg else _NO_GROUPS
     return message, groups
 

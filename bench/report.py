@@ -297,11 +297,12 @@ def amqtt_tables(results: dict[str, Any]) -> list[str]:
     if pubsub:
         lines.append(
             "| cell | Roost msg/s | amqtt msg/s | ratio | Roost msg/CPU-s | amqtt msg/CPU-s "
-            "| ratio | amqtt loss | target |"
+            "| ratio | Roost x2 msg/s | ratio | amqtt loss | target |"
         )
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for key, cell in pubsub:
             r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
+            w = _m(results, key, "roost-w2")
             target = "≥ 50x (msg/s)" if key.startswith("p2p") else ""
             lines.append(
                 f"| {cell['title']} | {_num(r.get('delivered_per_s'))} "
@@ -309,6 +310,8 @@ def amqtt_tables(results: dict[str, Any]) -> list[str]:
                 f"| {_ratio(r.get('delivered_per_s'), a.get('delivered_per_s'), 1)} "
                 f"| {_num(r.get('msgs_per_broker_cpu_s'))} | {_num(a.get('msgs_per_broker_cpu_s'))} "
                 f"| {_ratio(r.get('msgs_per_broker_cpu_s'), a.get('msgs_per_broker_cpu_s'), 1)} "
+                f"| {_num(w.get('delivered_per_s'))} "
+                f"| {_ratio(w.get('delivered_per_s'), a.get('delivered_per_s'), 1)} "
                 f"| {_pct(a.get('loss'))} | {target} |"
             )
         lines.append("")

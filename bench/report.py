@@ -32,6 +32,33 @@ def _m(results: dict[str, Any], key: str, broker: str) -> dict[str, Any]:
     return dict(cell.get(broker, {}).get("median", {}))
 
 
+def _idle_rows(
+    a: dict[str, Any], b: dict[str, Any], digits: tuple[int, int], target: bool
+) -> list[str]:
+    """The rows of an idle-connections table: broker `a` beside broker `b` and their ratio
+    (`digits` after the point: memory, rates), with a target column (Roost's memory target
+    on the first row) when `target`."""
+    ab, bb = a.get("bytes_per_connection"), b.get("bytes_per_connection")
+    tail = [" Roost ≤ 8 KiB |", "  |", "  |", "  |"] if target else ["", "", "", ""]
+    rows = [
+        f"| broker VmRSS per connection (KiB) | {_num(ab and ab / 1024, 2)} "
+        f"| {_num(bb and bb / 1024, 2)} | {_ratio(ab, bb, digits[0])} |",
+    ]
+    for label, field in (
+        ("connects per broker CPU-second", "connects_per_broker_cpu_s"),
+        ("connects per second (wall clock)", "connects_per_s"),
+    ):
+        rows.append(
+            f"| {label} | {_num(a.get(field))} | {_num(b.get(field))} "
+            f"| {_ratio(a.get(field), b.get(field), digits[1])} |"
+        )
+    rows.append(
+        f"| connected / failed | {_num(a.get('connected'))} / {_num(a.get('failed'))} "
+        f"| {_num(b.get('connected'))} / {_num(b.get('failed'))} |  |"
+    )
+    return [row + extra for row, extra in zip(rows, tail, strict=True)]
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines: list[str] = []
     m = results["machine"]
@@ -102,25 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
         lines.append("| metric | Roost | mosquitto | ratio | target |")
         lines.append("|---|---:|---:|---:|---|")
-        rb, qb = r.get("bytes_per_connection"), q.get("bytes_per_connection")
-        lines.append(
-            f"| broker VmRSS per connection (KiB) | {_num(rb and rb / 1024, 2)} "
-            f"| {_num(qb and qb / 1024, 2)} | {_ratio(rb, qb, 1)} | Roost ≤ 8 KiB |"
-        )
-        lines.append(
-            f"| connects per broker CPU-second | {_num(r.get('connects_per_broker_cpu_s'))} "
-            f"| {_num(q.get('connects_per_broker_cpu_s'))} "
-            f"| {_ratio(r.get('connects_per_broker_cpu_s'), q.get('connects_per_broker_cpu_s'))} |  |"
-        )
-        lines.append(
-            f"| connects per second (wall clock) | {_num(r.get('connects_per_s'))} "
-            f"| {_num(q.get('connects_per_s'))} "
-            f"| {_ratio(r.get('connects_per_s'), q.get('connects_per_s'))} |  |"
-        )
-        lines.append(
-            f"| connected / failed | {_num(r.get('connected'))} / {_num(r.get('failed'))} "
-            f"| {_num(q.get('connected'))} / {_num(q.get('failed'))} |  |  |"
-        )
+        lines.extend(_idle_rows(r, q, (1, 2), target=True))
         lines.append("")
     for key, cell in results["cells"].items():
         if cell["kind"] != "overload":
@@ -265,23 +274,9 @@ def workers_tables(results: dict[str, Any]) -> list[str]:
         if cell["kind"] != "idle":
             continue
         w, q = _m(results, key, "roost-w2"), _m(results, key, "mosquitto")
-        wb, qb = w.get("bytes_per_connection"), q.get("bytes_per_connection")
         lines.append(f"| {cell['title']} | Roost x2 | mosquitto | ratio |")
         lines.append("|---|---:|---:|---:|")
-        lines.append(
-            f"| broker VmRSS per connection (KiB) | {_num(wb and wb / 1024, 2)} "
-            f"| {_num(qb and qb / 1024, 2)} | {_ratio(wb, qb, 1)} |"
-        )
-        lines.append(
-            f"| connects per broker CPU-second | {_num(w.get('connects_per_broker_cpu_s'))} "
-            f"| {_num(q.get('connects_per_broker_cpu_s'))} "
-            f"| {_ratio(w.get('connects_per_broker_cpu_s'), q.get('connects_per_broker_cpu_s'))} |"
-        )
-        lines.append(
-            f"| connects per second (wall clock) | {_num(w.get('connects_per_s'))} "
-            f"| {_num(q.get('connects_per_s'))} "
-            f"| {_ratio(w.get('connects_per_s'), q.get('connects_per_s'))} |"
-        )
+        lines.extend(_idle_rows(w, q, (1, 2), target=False))
         lines.append("")
     return lines
 
@@ -319,27 +314,9 @@ def amqtt_tables(results: dict[str, Any]) -> list[str]:
         if cell["kind"] != "idle":
             continue
         r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
-        rb, ab = r.get("bytes_per_connection"), a.get("bytes_per_connection")
         lines.append(f"| {cell['title']} | Roost | amqtt | Roost / amqtt |")
         lines.append("|---|---:|---:|---:|")
-        lines.append(
-            f"| broker VmRSS per connection (KiB) | {_num(rb and rb / 1024, 2)} "
-            f"| {_num(ab and ab / 1024, 2)} | {_ratio(rb, ab, 3)} |"
-        )
-        lines.append(
-            f"| connects per broker CPU-second | {_num(r.get('connects_per_broker_cpu_s'))} "
-            f"| {_num(a.get('connects_per_broker_cpu_s'))} "
-            f"| {_ratio(r.get('connects_per_broker_cpu_s'), a.get('connects_per_broker_cpu_s'), 1)} |"
-        )
-        lines.append(
-            f"| connects per second (wall clock) | {_num(r.get('connects_per_s'))} "
-            f"| {_num(a.get('connects_per_s'))} "
-            f"| {_ratio(r.get('connects_per_s'), a.get('connects_per_s'), 1)} |"
-        )
-        lines.append(
-            f"| connected / failed | {_num(r.get('connected'))} / {_num(r.get('failed'))} "
-            f"| {_num(a.get('connected'))} / {_num(a.get('failed'))} |  |"
-        )
+        lines.extend(_idle_rows(r, a, (3, 1), target=False))
         lines.append("")
     return lines
 

@@ -208,3 +208,46 @@ def test_acknowledged_messages_survive_kill_9_of_the_box(tmp_path: Path) -> None
             assert payloads(got, f"crash/w{i}") == acknowledged[i]
     finally:
         broker.stop()
+
+
+def test_capture_not_confirmed_is_never_acknowledged_as_a_success(tmp_path: Path) -> None:
+    """Worker 0 stops answering, then dies: a v5 device on the other worker gets PUBACK
+    0x80 Unspecified error for the message it was waiting on [MQTT-3.4.2-1]; a 3.1.1 device
+    (no error code in its PUBACK) loses its connection unacknowledged, so that it sends
+    the message again [MQTT-4.4.0-1]. Worker 0 comes back (memory durability: without its
+    streams) and the other worker learns that nothing is captured any more."""
+    broker, api = start(tmp_path)
+    try:
+        api.declare("lost", ["lost/#"])
+        holder = broker.connect_on(0)
+        _, pid = broker.worker_of(holder)
+        v5 = broker.connect_on(1)
+        wait_declared_on(v5, "lost/probe")
+        for _ in range(60):
+            v3 = Client(broker, "", V311)  # type: ignore[arg-type]
+            v3.connect()
+            if broker.worker_of(v3)[0] == 1:
+                break
+            v3.disconnect()
+        else:
+            pytest.fail("could not reach worker 1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            waiting_v5 = v5.paho.publish("lost/t", b"v5", 1)
+            waiting_v3 = v3.paho.publish("lost/t", b"v3", 1)
+            time.sleep(0.3)  # both PUBLISH packets reach worker 1 (either way: no success)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+        code, _ = v5._wait_ack(waiting_v5.mid)
+        assert code == 0x80
+        assert v3.expect_disconnect() is not None
+        with v3._acked:
+            assert waiting_v3.mid not in v3._acks
+        broker.wait_log(rf"worker 0 \(pid {pid}\) exited", 1)
+        broker.wait_log(r"worker 1: linked to worker 0", 2)
+        wait_declared_on(v5, "lost/t", declared=False)
+        v5.disconnect()
+        v3.close()
+        holder.close()
+    finally:
+        broker.stop()

@@ -224,7 +224,7 @@ class LocalBus:
             peer.forget()
             peer.inbound = link
             if self.remote is not None and peer.index == STREAMS_WORKER:
-                self.remote.forget()  # its declarations follow
+                self.remote.relinked()
             if r.u8():
                 peer.wants_retained = True
                 if peer.transport is not None:
@@ -245,6 +245,8 @@ class LocalBus:
                 trie.remove(inner, topic_filter)
         elif kind is Kind.SYNCED:
             peer.synced = True
+            if self.remote is not None and peer.index == STREAMS_WORKER:
+                self.remote.synced()
             self._replay(peer)
         elif kind is Kind.RETAINED_DONE:
             self.needs_retained = False
@@ -274,7 +276,6 @@ class LocalBus:
         peer.forget()
         remote = self.remote
         if remote is not None and peer.index == STREAMS_WORKER:
-            remote.forget()
             remote.fail_all("link from worker 0 lost")
         for waiting, future in list(self._claims.values()):
             waiting.discard(peer.index)

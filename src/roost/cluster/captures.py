@@ -53,6 +53,8 @@ class RemoteCaptures:
         self.filters: dict[str, SubscriptionTrie[str, str]] = {}
         self.captures: Callable[[str], bool] = self.filters.__contains__
         self.peer: Peer | None = None  # the link to worker 0, once up
+        # Worker 0's declarations since it (re)linked, until its SYNCED frame.
+        self._incoming: dict[str, SubscriptionTrie[str, str]] | None = None
         self._ids = 0
         # In the order sent (so in the order answered, and of their deadlines).
         self.waiting: dict[int, HeldAck] = {}
@@ -68,14 +70,24 @@ class RemoteCaptures:
             name = r.text()
             for _ in range(r.u32()):
                 trie.add(r.text(), name, name)
+        filters = self.filters if self._incoming is None else self._incoming
         if len(trie):
-            self.filters[tenant] = trie
+            filters[tenant] = trie
         else:
-            self.filters.pop(tenant, None)
+            filters.pop(tenant, None)
 
-    def forget(self) -> None:
-        """The link from worker 0 is lost: its declarations come again when it is back."""
-        self.filters.clear()
+    def relinked(self) -> None:
+        """Worker 0 (re)linked to us: its whole set of declarations follows, then SYNCED.
+        Until then the ones known are kept: while worker 0 is away a message they capture
+        gets an error, never an acknowledgement without its capture."""
+        self._incoming = {}
+
+    def synced(self) -> None:
+        incoming = self._incoming
+        if incoming is not None:
+            self._incoming = None
+            self.filters.clear()
+            self.filters.update(incoming)
 
     def matches(self, tenant: str, topic: str) -> int:
         trie = self.filters.get(tenant)

@@ -359,10 +359,18 @@ class ConnectionHandler:
         if not self.transport.is_closing():
             self.transport.write(data)
 
-    def hold_for_capture(self, held: HeldAck) -> None:
-        """Worker processes: `held` (an acknowledgement) goes out once worker 0 has
-        committed the stream append, and once this worker's changes it reveals are
-        committed; what follows it waits (roost/cluster/captures.py)."""
+    def hold_for_capture(self, held: HeldAck, code: int) -> None:
+        """Worker processes: the acknowledgement (PUBACK / PUBREC with `code`) of the
+        message `held` stands for goes out once worker 0 has committed its stream append,
+        and once this worker's changes it reveals are committed; what precedes it goes
+        first, what follows it waits (roost/cluster/captures.py)."""
+        self._write_out()
+        conn = self.conn
+        if held.qos == 1:
+            conn.send_puback(held.packet_id, code)
+        else:
+            conn.send_pubrec(held.packet_id, code)
+        held.data = conn.data_to_send()
         committer = self.ctx.committer
         deferred = self._deferred
         if deferred is None:

@@ -157,18 +157,16 @@ def _capture_on_worker_0(
                 "streams unavailable (worker 0 not linked)", ReasonCode.UNSPECIFIED_ERROR
             )
         code = ReasonCode.UNSPECIFIED_ERROR
-    h._write_out()  # what precedes the acknowledgement goes (or waits) before it
-    if packet.qos == 1:
+    if packet.qos == 2 and code < 0x80:
+        session = h.session
+        assert session is not None
+        session.add_awaiting_rel(packet_id)
+    if held is not None:
+        h.hold_for_capture(held, code)
+    elif packet.qos == 1:
         conn.send_puback(packet_id, code)
     else:
-        if code < 0x80:
-            session = h.session
-            assert session is not None
-            session.add_awaiting_rel(packet_id)
         conn.send_pubrec(packet_id, code)
-    if held is not None:
-        held.data = conn.data_to_send()
-        h.hold_for_capture(held)
     return True
 
 

@@ -340,11 +340,10 @@ class ConnectionHandler:
         data = self.conn.data_to_send()
         if not data:
             return
-        deferred = self._deferred
         committer = self.ctx.committer
-        needed = 0
         if committer is not None:
             needed = committer.write_seq if committer.barrier_seq > self._mark else 0
+            deferred = self._deferred
             if deferred:
                 needed = max(needed, deferred[-1][0])
             if needed > committer.committed_seq:
@@ -353,8 +352,11 @@ class ConnectionHandler:
                 deferred.append((needed, data))
                 committer.after_commit(needed, self._release)
                 return
-        if deferred:
-            deferred.append((needed, data))
+            if deferred:  # behind an acknowledgement waiting for worker 0
+                deferred.append((needed, data))
+                return
+        elif self._deferred:  # idem, without a durable store
+            self._deferred.append((0, data))
             return
         if not self.transport.is_closing():
             self.transport.write(data)

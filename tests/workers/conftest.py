@@ -32,6 +32,7 @@ sys_interval = 1.0
 [store]
 durability = "{durability}"
 data_dir = "{data_dir}"
+{extra}
 """
 
 
@@ -48,6 +49,8 @@ class Workers:
     data_dir: Path
     durability: str = "memory"
     mqtt: str = ""  # more lines of the [mqtt] table
+    extra: str = ""  # more tables
+    env: dict[str, str] = field(default_factory=dict)  # more environment variables
     host: str = "127.0.0.1"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -59,7 +62,9 @@ class Workers:
     def start(self) -> None:
         config = self.data_dir / "roost.toml"
         config.write_text(
-            CONFIG.format(data_dir=self.data_dir, durability=self.durability, mqtt=self.mqtt)
+            CONFIG.format(
+                data_dir=self.data_dir, durability=self.durability, mqtt=self.mqtt, extra=self.extra
+            )
         )
         self.port = self.port or free_port()
         with self.log.open("ab") as out:
@@ -69,7 +74,7 @@ class Workers:
                     "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
                 ],
                 stderr=out,
-                env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT / "src")},
             )  # fmt: skip
         self.wait_log(r"worker 0: linked to worker 1", 1)
         self.wait_log(r"worker 1: linked to worker 0", 1)

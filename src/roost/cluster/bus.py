@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from roost.cluster.captures import STREAMS_WORKER, RemoteCaptures, captured, streams_frames
 from roost.cluster.codec import (
     HEADER,
     MAX_FRAME,
@@ -34,6 +35,7 @@ from roost.core.trie import SubscriptionTrie
 
 if TYPE_CHECKING:
     from roost.server.context import ServerContext
+    from roost.streams.service import LocalStreams
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class LocalBus:
         self._all_ready = asyncio.Event()
         self.forwarded = 0
         self.received = 0
+        # Worker 0: the streams, told to the others; worker k > 0: what they capture.
+        self.streams: LocalStreams | None = None
+        self.remote: RemoteCaptures | None = None
         ctx.broker.forward = self.forward
         ctx.broker.on_filter_change = self.filter_changed
 
@@ -102,6 +107,18 @@ class LocalBus:
                 self.index,
                 waiting,
             )
+
+    def serve_streams(self, streams: LocalStreams) -> None:
+        """Worker 0: the others hear which topics its streams capture (on link-up, on
+        each declare or delete) and send it what they capture."""
+        self.streams = streams
+
+        def declared(tenant: str) -> None:
+            for frame in streams_frames(streams, [tenant]):
+                for peer in self.links:
+                    peer.send(frame)
+
+        streams.on_declared = declared
 
     def _maybe_started(self) -> None:
         """Every other worker is linked and the retained set has arrived."""
@@ -138,13 +155,22 @@ class LocalBus:
             for (tenant, topic_filter), count in self.counts.items():
                 if count > 0:
                     peer.send(_filter_frame(tenant, topic_filter, True))
+            if self.streams is not None:
+                for frame in streams_frames(self.streams):
+                    peer.send(frame)
             peer.send(Writer(Kind.SYNCED).frame())
             self.links.append(peer)
+            remote = self.remote
+            if remote is not None and peer.index == STREAMS_WORKER:
+                remote.peer = peer
             log.info("worker %d: linked to worker %d", self.index, peer.index)
             if peer.wants_retained:
                 self._send_retained(peer)
             self._replay(peer)
             await link.closed
+            if remote is not None and peer.index == STREAMS_WORKER:
+                remote.peer = None
+                remote.fail_all("link to worker 0 lost")
             self.links.remove(peer)
             peer.transport = None
             peer.out = []
@@ -197,6 +223,8 @@ class LocalBus:
                 return
             peer.forget()
             peer.inbound = link
+            if self.remote is not None and peer.index == STREAMS_WORKER:
+                self.remote.relinked()
             if r.u8():
                 peer.wants_retained = True
                 if peer.transport is not None:
@@ -217,6 +245,8 @@ class LocalBus:
                 trie.remove(inner, topic_filter)
         elif kind is Kind.SYNCED:
             peer.synced = True
+            if self.remote is not None and peer.index == STREAMS_WORKER:
+                self.remote.synced()
             self._replay(peer)
         elif kind is Kind.RETAINED_DONE:
             self.needs_retained = False
@@ -231,6 +261,12 @@ class LocalBus:
                 self.broker.store.session_deleted(key)
         elif kind is Kind.RETAIN:
             self.broker.set_retained(read_message(r))
+        elif kind is Kind.CAPTURE and self.streams is not None:
+            captured(self.streams, peer, r, self.ctx.clock())
+        elif kind is Kind.CAPTURED and self.remote is not None:
+            self.remote.answered(r.u32(), bool(r.u8()))
+        elif kind is Kind.STREAMS and self.remote is not None:
+            self.remote.declared(r)
 
     def inbound_lost(self, link: InLink) -> None:
         peer = link.peer
@@ -238,6 +274,9 @@ class LocalBus:
             return  # a link the peer has already replaced
         peer.inbound = None
         peer.forget()
+        remote = self.remote
+        if remote is not None and peer.index == STREAMS_WORKER:
+            remote.fail_all("link from worker 0 lost")
         for waiting, future in list(self._claims.values()):
             waiting.discard(peer.index)
             if not waiting and not future.done():

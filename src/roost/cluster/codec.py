@@ -34,6 +34,9 @@ class Kind(IntEnum):
     RETAINED_DONE = 7  # the retained set has been sent
     RETAIN = 8  # one retained message of that set
     SYNCED = 9  # the sender's whole filter summary has been sent
+    STREAMS = 10  # tenant, its capturing streams with their filters (worker 0's)
+    CAPTURE = 11  # request id (0: no answer), packet id, dup, a message for the streams
+    CAPTURED = 12  # request id, whether the append is committed (1) or failed (0)
 
 
 class Writer:

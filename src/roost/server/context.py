@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from roost.cluster.bus import LocalBus
     from roost.server.handler import ConnectionHandler
     from roost.server.profiles import ListenerProfile
-    from roost.streams.base import StreamStore
+    from roost.streams.base import StreamCapture
 
 
 @dataclass(slots=True)
@@ -42,8 +42,9 @@ class ServerContext:
     # The device registry's read side, when one is configured.
     registry: CredentialStore | None = None
     assigned_ids: int = 0
-    # The messaging service: streams capturing published messages (None: not serving).
-    streams: StreamStore | None = None
+    # The messaging service: streams capturing published messages (None: not serving);
+    # on worker processes > 0, the capture sent to worker 0 (roost/cluster/captures.py).
+    streams: StreamCapture | None = None
     # The bus to the other worker processes (docs/workers.md); None with one process.
     cluster: LocalBus | None = None
     # The connections' CONNECT and keep-alive deadlines, to within one tick (1 s).

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from roost.auth.base import ClientInfo, EnhancedAuthenticator
+from roost.cluster.captures import HeldAck
 from roost.core.message import Delivery, Message
 from roost.core.quotas import TenantUsage
 from roost.core.session import Session
@@ -136,8 +137,9 @@ class ConnectionHandler:
         self._authenticating: PendingAuth | None = None
         self._input_paused = False
         self._closed = False
-        # Output waiting for the store: (change seq it reveals, bytes), in order.
-        self._deferred: deque[tuple[int, bytes]] | None = None
+        # Output waiting for the store: (change seq it reveals, bytes), in order; or for
+        # worker 0's answer to a stream capture (a HeldAck).
+        self._deferred: deque[tuple[int, bytes | HeldAck]] | None = None
         self._close_when_released = False
         self._mark = 0
         # The slot of this connection's deadline in the timer wheel (CONNECT, keep alive).
@@ -333,7 +335,8 @@ class ConnectionHandler:
     def _write_out(self) -> None:
         """Write what the protocol produced; if it reveals changes not yet committed (an
         acknowledgement of a stored message, a PUBLISH with its packet id journaled, ...),
-        hold it, and everything after it, until the commit."""
+        hold it, and everything after it, until the commit. Output behind an
+        acknowledgement waiting for a stream capture on worker 0 waits too."""
         data = self.conn.data_to_send()
         if not data:
             return
@@ -349,23 +352,100 @@ class ConnectionHandler:
                 deferred.append((needed, data))
                 committer.after_commit(needed, self._release)
                 return
+            if deferred:  # behind an acknowledgement waiting for worker 0
+                deferred.append((needed, data))
+                return
+        elif self._deferred:  # idem, without a durable store
+            self._deferred.append((0, data))
+            return
         if not self.transport.is_closing():
             self.transport.write(data)
 
-    def _release(self) -> None:
-        """A commit finished: write what no longer waits, in order."""
+    def hold_for_capture(self, held: HeldAck, code: int) -> None:
+        """Worker processes: the acknowledgement (PUBACK / PUBREC with `code`) of the
+        message `held` stands for goes out once worker 0 has committed its stream append,
+        and once this worker's changes it reveals are committed; what precedes it goes
+        first, what follows it waits (roost/cluster/captures.py)."""
+        self._write_out()
+        conn = self.conn
+        if held.qos == 1:
+            conn.send_puback(held.packet_id, code)
+        else:
+            conn.send_pubrec(held.packet_id, code)
+        held.data = conn.data_to_send()
         committer = self.ctx.committer
-        assert committer is not None
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = deque()
+        needed = 0
+        if committer is not None:
+            needed = committer.write_seq if committer.barrier_seq > self._mark else 0
+            if deferred:
+                needed = max(needed, deferred[-1][0])
+            if needed > committer.committed_seq:
+                committer.after_commit(needed, self._release)
+        deferred.append((needed, held))
+
+    def capture_settled(self) -> None:
+        """Worker 0 answered (or could not) a capture whose acknowledgement waits here."""
+        if self._deferred:
+            self._release()
+
+    def _release(self) -> None:
+        """A commit finished (or a capture was answered): write what no longer waits, in
+        order."""
+        committer = self.ctx.committer
+        committed = 0 if committer is None else committer.committed_seq
         deferred = self._deferred
         if deferred is None:
             return
-        while deferred and deferred[0][0] <= committer.committed_seq:
-            _, data = deferred.popleft()
+        while deferred and deferred[0][0] <= committed:
+            data = deferred[0][1]
+            if not isinstance(data, bytes):
+                if data.ok is None:
+                    return  # worker 0 has not answered yet
+                if not data.ok and not self._capture_failed(data):
+                    return
+                data = data.data
+            deferred.popleft()
             if not self.transport.is_closing():
                 self.transport.write(data)
         if not deferred and self._close_when_released:
             self._close_when_released = False
             self._close_transport()
+
+    def _capture_failed(self, held: HeldAck) -> bool:
+        """Worker 0 did not confirm the capture (link lost, no answer in time): never a
+        false success. v5: the acknowledgement carries 0x80 Unspecified error; 3.x: the
+        connection closes without it, so that the device sends the message again. False
+        when the rest of the output is dropped."""
+        deferred = self._deferred
+        assert deferred is not None
+        session = self.session
+        if self._closed or session is None:
+            deferred.clear()
+            if self._close_when_released:
+                self._close_when_released = False
+                self._close_transport()
+            return False
+        conn = self.conn
+        if conn.version != ProtocolVersion.V5:
+            deferred.clear()
+            log.warning(
+                "closing %s: stream capture of packet %d not confirmed by worker 0",
+                self.client_id_for_log,
+                held.packet_id,
+            )
+            conn.fail(ReasonCode.UNSPECIFIED_ERROR, "stream capture not confirmed")
+            self._close(publish_will=True)
+            return False
+        if held.qos == 2:
+            session.remove_awaiting_rel(held.packet_id)
+            conn.send_pubrec(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
+        else:
+            conn.send_puback(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
+        held.data = conn.data_to_send()
+        return True
 
     # -- timers ----------------------------------------------------------------------------
 

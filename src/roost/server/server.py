@@ -26,6 +26,7 @@ from roost.server.listeners import Listener, start_listeners
 from roost.server.rrpc import Rrpc
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
+from roost.streams.base import StreamCapture
 from roost.streams.memory import MemoryStreamEngine
 from roost.streams.service import LocalStreams
 from roost.streams.sqlite import SqliteStreamEngine
@@ -74,12 +75,21 @@ class RoostServer:
             rules = [AclRule.parse(r.permission, r.action, r.topic) for r in config.acl]
             auth.authorizers.append(AclAuthorizer(rules))
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
+        # What the PUBLISH pipeline and the tick use: the streams, or worker 0's over the bus.
+        self.capture: StreamCapture = self.streams
         self.ctx.streams = self.streams
         if workers > 1:
             from roost.cluster.bus import LocalBus
+            from roost.cluster.captures import STREAMS_WORKER, RemoteCaptures
 
             run_dir = Path(config.store.data_dir) / "run"
-            self.ctx.cluster = LocalBus(self.ctx, worker, workers, run_dir)
+            bus = self.ctx.cluster = LocalBus(self.ctx, worker, workers, run_dir)
+            if worker == STREAMS_WORKER:
+                bus.serve_streams(self.streams)
+            else:
+                # Streams run in worker 0 (with the API): captures go there over the bus.
+                bus.remote = RemoteCaptures(lambda: self.ctx.clock())
+                self.ctx.streams = self.capture = bus.remote
         self.streams.clock = self.ctx.clock
         # The registry is open when it checks credentials or when the API manages it.
         self.registry: Registry | None = None
@@ -99,13 +109,15 @@ class RoostServer:
         started = time.monotonic()
         snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
+        if self.capture is self.streams:
+            # Before the bus: the other workers hear of the streams when they link.
+            self.streams.start(
+                self.ctx.clock(),
+                [stream_spec(d) for d in self.config.streams],
+                [d.tenant for d in self.config.streams],
+            )
         if self.ctx.cluster is not None:
             await self.ctx.cluster.start()
-        self.streams.start(
-            self.ctx.clock(),
-            [stream_spec(d) for d in self.config.streams],
-            [d.tenant for d in self.config.streams],
-        )
         if self.registry is not None:
             self._end_sessions_of_revoked_devices()
             self._register_default_tenant(self.registry)
@@ -219,7 +231,7 @@ class RoostServer:
             try:
                 now = self.ctx.clock()
                 self.broker.tick(now)
-                self.streams.tick(now)
+                self.capture.tick(now)
             except Exception:
                 log.exception("timer tick failed")
 
@@ -227,8 +239,8 @@ class RoostServer:
         """A will: routed, and captured by streams like the client's own PUBLISH."""
         now = self.ctx.clock()
         self.broker.publish(message, now)
-        if self.streams.captures(message.tenant):
-            self.streams.capture(message, None, False, now)
+        if self.capture.captures(message.tenant):
+            self.capture.capture(message, None, False, now)
 
     def sys_values(self) -> dict[str, str]:
         stats = self.broker.stats

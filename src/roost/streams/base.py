@@ -13,8 +13,9 @@ from roost.core.message import Message
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
 
 
-class StreamStore(Protocol):
-    """Streams of every tenant, their consumer groups and their envelopes."""
+class StreamCapture(Protocol):
+    """What the PUBLISH pipeline asks: the streams themselves, or (worker processes > 0)
+    the capture forwarded to the worker that runs them (roost/cluster/captures.py)."""
 
     def captures(self, tenant: str) -> bool:
         """Whether any stream of `tenant` captures topics (the hot path's one check)."""
@@ -24,11 +25,15 @@ class StreamStore(Protocol):
         """Append `message` to every stream capturing its topic; returns how many."""
         ...
 
-    def load(self, now: float) -> None: ...
-
     def tick(self, now: float) -> None:
         """Retention, and dead letters for leases that ran out for the last time."""
         ...
+
+
+class StreamStore(StreamCapture, Protocol):
+    """Streams of every tenant, their consumer groups and their envelopes."""
+
+    def load(self, now: float) -> None: ...
 
     async def declare(self, tenant: str, spec: StreamSpec) -> StreamStats: ...
 

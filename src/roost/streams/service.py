@@ -32,6 +32,9 @@ class LocalStreams:
         self.clock = clock
         self._waiters: dict[int, set[asyncio.Future[None]]] = {}
         self._next_tick = 0.0
+        # Told the tenant whose streams were declared or deleted (the bus tells the other
+        # worker processes which topics are captured, docs/workers.md).
+        self.on_declared: Callable[[str], None] | None = None
         engine.on_available = self._wake
         # Whether a tenant has a stream capturing topics: asked for every PUBLISH, so the
         # engine's own dictionary answers it (it is never replaced), without a method of ours.
@@ -65,11 +68,15 @@ class LocalStreams:
 
     async def declare(self, tenant: str, spec: StreamSpec) -> StreamStats:
         state = self.engine.declare(tenant, spec, self.clock())
+        if self.on_declared is not None:
+            self.on_declared(tenant)
         await self._durable()
         return self.engine.stats(tenant, state.name)
 
     async def delete(self, tenant: str, name: str) -> None:
         self.engine.delete(tenant, name)
+        if self.on_declared is not None:
+            self.on_declared(tenant)
         await self._durable()
 
     def list_streams(self, tenant: str) -> list[StreamStats]:

@@ -1,0 +1,253 @@
+"""Streams with `roost serve --workers 2` (docs/workers.md, docs/streams.md): worker 0 runs
+them, the other worker sends it what it captures and holds the device's acknowledgement
+until the append is committed there."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.helpers import V311, Client
+from tests.workers.conftest import Workers, free_port
+
+KEY = "workers-streams-key"
+API = """
+[api]
+host = "127.0.0.1"
+port = {port}
+admin_key = "{key}"
+"""
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1/tenants/default",
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=30,
+        )
+
+    def wait_up(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/streams").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("the API never answered")
+
+    def declare(self, name: str, filters: list[str]) -> None:
+        r = self.http.put(f"/streams/{name}", json={"topic_filters": filters})
+        assert r.status_code == 200, r.text
+
+    def delete(self, name: str) -> None:
+        assert self.http.delete(f"/streams/{name}").status_code == 204
+
+    def fetch_all(self, name: str, group: str = "g") -> list[dict[str, Any]]:
+        """Every message of the stream, in stream order (acknowledged as fetched)."""
+        got: list[dict[str, Any]] = []
+        while True:
+            r = self.http.post(
+                f"/streams/{name}/groups/{group}/fetch", json={"max_messages": 500, "wait": 0}
+            )
+            assert r.status_code == 200, r.text
+            batch = r.json()["messages"]
+            if not batch:
+                return got
+            got.extend(batch)
+            seqs = [m["seq"] for m in batch]
+            ack = self.http.post(f"/streams/{name}/groups/{group}/ack", json={"seqs": seqs})
+            assert ack.status_code == 200, ack.text
+
+
+def payloads(messages: list[dict[str, Any]], topic_prefix: str) -> list[bytes]:
+    return [
+        base64.b64decode(m["payload_base64"])
+        for m in messages
+        if m["topic"].startswith(topic_prefix)
+    ]
+
+
+def start(tmp_path: Path, durability: str = "memory") -> tuple[Workers, Api]:
+    port = free_port()
+    broker = Workers(
+        tmp_path,
+        durability=durability,
+        extra=API.format(port=port, key=KEY),
+        env={"ROOST_API__PORT": str(port)},  # tests/conftest.py sets it to 0
+    )
+    broker.start()
+    api = Api(port)
+    api.wait_up()
+    return broker, api
+
+
+def wait_declared_on(client: Client, topic: str, declared: bool = True) -> None:
+    """Poll until `client`'s worker knows whether a stream captures `topic`: a v5 PUBACK
+    counts the streams capturing a message as matches [MQTT-3.4.2-1] (0x10 otherwise)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        code = client.publish(topic, b"probe", 1)
+        if (code != NO_MATCHING_SUBSCRIBERS) == declared:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the worker never saw the stream {'declared' if declared else 'gone'}")
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workers, Api]]:
+    broker, api = start(tmp_path_factory.mktemp("wstreams"))
+    yield broker, api
+    assert broker.stop() == 0, broker.text()
+
+
+def test_stream_captures_publications_of_both_workers_in_order(box: tuple[Workers, Api]) -> None:
+    """A stream declared through the API (worker 0) captures what devices publish on
+    either worker, QoS 0, 1 and 2, v5 and 3.1.1, in order per publisher."""
+    broker, api = box
+    api.declare("both", ["both/#"])
+    pubs = [broker.connect_on(0), broker.connect_on(1)]
+    for pub in pubs:
+        wait_declared_on(pub, "both/probe")
+    for qos in (0, 1, 2):
+        for i, pub in enumerate(pubs):
+            for n in range(20):
+                pub.publish(f"both/w{i}/q{qos}", f"{n}".encode(), qos)
+    for i, pub in enumerate(pubs):
+        # Acknowledged once captured on worker 0: the QoS 0 ones ahead of it were too (one
+        # link, in order).
+        pub.publish(f"both/w{i}/end", b"", 1)
+    got = api.fetch_all("both")
+    for i in range(2):
+        for qos in (0, 1, 2):
+            assert payloads(got, f"both/w{i}/q{qos}") == [f"{n}".encode() for n in range(20)]
+    for pub in pubs:
+        pub.disconnect()
+
+
+def test_v311_publisher_on_worker_1_is_captured(box: tuple[Workers, Api]) -> None:
+    """A 3.1.1 device on the other worker: its QoS 1 messages are in the stream once
+    acknowledged [MQTT-4.3.2-2]."""
+    broker, api = box
+    api.declare("old", ["old/#"])
+    probe = broker.connect_on(1)
+    wait_declared_on(probe, "old/probe")
+    for _ in range(60):
+        client = Client(broker, "", V311)  # type: ignore[arg-type]
+        client.connect()
+        if broker.worker_of(client)[0] == 1:
+            break
+        client.disconnect()
+    else:
+        pytest.fail("could not reach worker 1")
+    for n in range(10):
+        client.publish("old/t", f"{n}".encode(), 1)
+    assert payloads(api.fetch_all("old"), "old/t") == [f"{n}".encode() for n in range(10)]
+    client.disconnect()
+    probe.disconnect()
+
+
+def test_declare_and_delete_reach_the_other_worker(box: tuple[Workers, Api]) -> None:
+    """The other worker hears of a declared stream and of its deletion; once deleted it
+    sends nothing more (and a v5 PUBACK says no matching subscribers again)."""
+    broker, api = box
+    pub = broker.connect_on(1)
+    assert pub.publish("prop/t", b"before", 1) == NO_MATCHING_SUBSCRIBERS
+    api.declare("prop", ["prop/#"])
+    wait_declared_on(pub, "prop/probe")
+    assert pub.publish("prop/t", b"during", 1) == 0
+    assert payloads(api.fetch_all("prop"), "prop/t") == [b"during"]
+    api.delete("prop")
+    wait_declared_on(pub, "prop/probe", declared=False)
+    api.declare("prop", ["other/#"])  # same name, other topics
+    wait_declared_on(pub, "other/probe")
+    assert pub.publish("prop/t", b"after", 1) == NO_MATCHING_SUBSCRIBERS
+    assert payloads(api.fetch_all("prop"), "prop/t") == []
+    pub.disconnect()
+
+
+def test_acknowledged_messages_survive_kill_9_of_the_box(tmp_path: Path) -> None:
+    """Durable mode: every QoS 1/2 message a device on either worker got PUBACK / PUBCOMP
+    for is in the stream after the whole box is killed with SIGKILL and started again
+    [MQTT-4.3.2-2]: the acknowledgement waits for worker 0's committed append."""
+    broker, api = start(tmp_path, durability="sync")
+    try:
+        api.declare("crash", ["crash/#"])
+        pubs = [broker.connect_on(0), broker.connect_on(1)]
+        for pub in pubs:
+            wait_declared_on(pub, "crash/probe")
+        pids = [broker.worker_of(pub)[1] for pub in pubs]
+        acknowledged: list[list[bytes]] = [[], []]
+        for n in range(30):
+            for i, pub in enumerate(pubs):
+                payload = f"{n}".encode()
+                pub.publish(f"crash/w{i}", payload, 1 + n % 2)
+                acknowledged[i].append(payload)
+        assert broker.proc is not None
+        for pid in (*pids, broker.proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        broker.proc.wait()
+        for pub in pubs:
+            pub.close()
+        broker.log.rename(tmp_path / "roost-killed.log")
+        broker.start()
+        api.wait_up()
+        got = api.fetch_all("crash")
+        for i in range(2):
+            assert payloads(got, f"crash/w{i}") == acknowledged[i]
+    finally:
+        broker.stop()
+
+
+def test_capture_not_confirmed_is_never_acknowledged_as_a_success(tmp_path: Path) -> None:
+    """Worker 0 stops answering, then dies: a v5 device on the other worker gets PUBACK
+    0x80 Unspecified error for the message it was waiting on [MQTT-3.4.2-1]; a 3.1.1 device
+    (no error code in its PUBACK) loses its connection unacknowledged, so that it sends
+    the message again [MQTT-4.4.0-1]. Worker 0 comes back (memory durability: without its
+    streams) and the other worker learns that nothing is captured any more."""
+    broker, api = start(tmp_path)
+    try:
+        api.declare("lost", ["lost/#"])
+        holder = broker.connect_on(0)
+        _, pid = broker.worker_of(holder)
+        v5 = broker.connect_on(1)
+        wait_declared_on(v5, "lost/probe")
+        for _ in range(60):
+            v3 = Client(broker, "", V311)  # type: ignore[arg-type]
+            v3.connect()
+            if broker.worker_of(v3)[0] == 1:
+                break
+            v3.disconnect()
+        else:
+            pytest.fail("could not reach worker 1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            waiting_v5 = v5.paho.publish("lost/t", b"v5", 1)
+            waiting_v3 = v3.paho.publish("lost/t", b"v3", 1)
+            time.sleep(0.3)  # both PUBLISH packets reach worker 1 (either way: no success)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+        code, _ = v5._wait_ack(waiting_v5.mid)
+        assert code == 0x80
+        assert v3.expect_disconnect() is not None
+        with v3._acked:
+            assert waiting_v3.mid not in v3._acks
+        broker.wait_log(rf"worker 0 \(pid {pid}\) exited", 1)
+        broker.wait_log(r"worker 1: linked to worker 0", 2)
+        wait_declared_on(v5, "lost/t", declared=False)
+        v5.disconnect()
+        v3.close()
+        holder.close()
+    finally:
+        broker.stop()

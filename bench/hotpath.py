@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -78,8 +79,15 @@ def connect(
     server: RoostServer, loop: asyncio.AbstractEventLoop, client_id: str
 ) -> tuple[ConnectionHandler, SinkTransport]:
     transport = SinkTransport()
-    handler = ConnectionHandler(server.ctx, transport, "default", client_id, loop)
-    handler.data_received(encode(Connect(client_id=client_id, keep_alive=0), V311))
+
+    async def open_connection() -> ConnectionHandler:
+        # Made inside the running loop, as a listener makes it (its connect deadline goes
+        # on the server's timer wheel, which runs on that loop).
+        handler = ConnectionHandler(server.ctx, transport, "default", client_id, loop)
+        handler.data_received(encode(Connect(client_id=client_id, keep_alive=0), V311))
+        return handler
+
+    handler = loop.run_until_complete(open_connection())
     for _ in range(50):
         turn(loop)
         if transport.take():
@@ -160,6 +168,7 @@ def run(topology: str, qos: int, messages: int, batch: int) -> float:
         if delivered == before:
             raise RuntimeError("nothing delivered: see the broker's log")
     loop.close()
+    shutil.rmtree(data_dir, ignore_errors=True)
     return delivered / elapsed
 
 

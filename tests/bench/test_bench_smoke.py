@@ -89,6 +89,16 @@ def test_report_renders_durable_and_amqtt_tables() -> None:
                 "roost": med(delivered_per_s=50_000.0, msgs_per_broker_cpu_s=50_000.0),
                 "mosquitto": med(delivered_per_s=60_000.0, msgs_per_broker_cpu_s=70_000.0),
                 "amqtt": med(delivered_per_s=1_000.0, msgs_per_broker_cpu_s=1_000.0, loss=0.0),
+                "roost-w2": med(
+                    delivered_per_s=90_000.0, msgs_per_broker_cpu_s=50_000.0, broker_cpu=1.8
+                ),
+            },
+            "idle": {
+                "title": "10,000 idle connections",
+                "kind": "idle",
+                "roost": med(bytes_per_connection=3072.0, connects_per_broker_cpu_s=9_000.0),
+                "roost-w2": med(bytes_per_connection=3072.0, connects_per_broker_cpu_s=8_000.0),
+                "mosquitto": med(bytes_per_connection=1024.0, connects_per_broker_cpu_s=16_000.0),
             },
             "durable-q1-64": {
                 "title": "durable p2p",
@@ -103,6 +113,20 @@ def test_report_renders_durable_and_amqtt_tables() -> None:
     assert "| p2p 10->10, QoS 0, 64 B | 50,000 | 1,000 | 50.0x |" in text
     assert "0.50x" in text  # sync / memory
     assert "amqtt reference" in text
+    # Two workers: beside mosquitto (1.50x) and beside one process (1.80x), and vs amqtt.
+    assert "| p2p 10->10, QoS 0, 64 B | 90,000 | 60,000 | 1.50x | 1.80x |" in text
+    assert "| 90,000 | 90.0x |" in text
+    assert "| broker VmRSS per connection (KiB) | 3.00 | 1.00 | 3.0x | Roost ≤ 8 KiB |" in text
+    assert "| connects per broker CPU-second | 8,000 | 16,000 | 0.50x |" in text
+
+
+def test_hotpath_bench_delivers() -> None:
+    """bench/hotpath.py drives real handlers in one process: it runs and messages arrive
+    (it raises when nothing is delivered); no figure is asserted."""
+    from bench import hotpath
+
+    for topology, qos in (("p2p", 0), ("p2p", 1), ("fanin", 0)):
+        assert hotpath.run(topology, qos, messages=2_000, batch=20) > 0
 
 
 @pytest.mark.slow

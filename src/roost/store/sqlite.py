@@ -33,6 +33,18 @@ Op = tuple[str, tuple[object, ...]]
 
 # How long to wait before trying a failed commit again (e.g. the disk was full).
 RETRY_SECONDS = 1.0
+# At most one sweep of orphaned message rows (left by deleted sessions) per this many seconds.
+SWEEP_SECONDS = 60.0
+
+# Message rows that nothing references any more (a crash between the DELETE of the last
+# reference and that of the row, a deleted session's queue); `id < ?` spares the rows that
+# references recorded later may still share (`_recent`).
+_SWEEP = (
+    "DELETE FROM messages WHERE id < ? AND id NOT IN (SELECT message_id FROM deliveries)"
+    " AND id NOT IN (SELECT message_id FROM retained)"
+    " AND id NOT IN (SELECT message_id FROM wills)"
+)
+_DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
@@ -82,8 +94,18 @@ class SqliteStore:
         self.commits = 0
         self.committed_ops = 0
         # Message rows written during this loop turn, by object, so that one message queued
-        # for many sessions is stored once. Rows nobody references are deleted by triggers.
+        # for many sessions is stored once.
         self._recent: dict[int, tuple[int, Message]] = {}
+        # References to message rows (deliveries, retained messages, wills): a row absent
+        # here has one; the store deletes a row when its last reference goes. A session
+        # deleted at once releases nothing: its rows only count high, and the sweep takes
+        # those left without references.
+        self._shared: dict[int, int] = {}
+        self._retained_rows: dict[tuple[str, str], tuple[int, Message]] = {}
+        self._will_rows: dict[SessionKey, tuple[int, Message]] = {}
+        self._last_sweep = 0.0
+        self._sweep_scheduled = False
+        self._sweep_due = False
         # Delivery INSERTs of the open batch: store id -> index in `_ops`.
         self._pending_inserts: dict[int, int] = {}
         self._next_message_id = 1
@@ -120,24 +142,33 @@ class SqliteStore:
         if self._conn is None:
             self.open()
         conn = self.conn
-        # No orphan clean-up pass: a session's rows go in one transaction with it, and
-        # triggers delete message rows that nothing references any more.
+        # Message rows a crash left without references go first; then the references of
+        # the rows that have more than one are counted.
+        conn.execute(_SWEEP, (2**62,))
+        self._shared = {
+            row: count
+            for row, count in conn.execute(
+                "SELECT message_id, COUNT(*) FROM (SELECT message_id FROM deliveries"
+                " UNION ALL SELECT message_id FROM retained UNION ALL SELECT message_id"
+                " FROM wills) GROUP BY message_id HAVING COUNT(*) > 1"
+            )
+        }
         cache: dict[int, Message] = {}
-        retained = [
-            self._message(cache, row)
-            for row in conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
-            )
-        ]
-        wills = [
-            StoredWill(
-                tenant=row[0], client_id=row[1], due=row[2], message=self._message(cache, row[3:])
-            )
-            for row in conn.execute(
-                f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
-                " JOIN messages m ON m.id = w.message_id"
-            )
-        ]
+        retained = []
+        for row in conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
+        ):
+            message = self._message(cache, row)
+            self._retained_rows[(message.tenant, message.topic)] = (row[0], message)
+            retained.append(message)
+        wills = []
+        for row in conn.execute(
+            f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
+            " JOIN messages m ON m.id = w.message_id"
+        ):
+            message = self._message(cache, row[3:])
+            self._will_rows[(row[0], row[1])] = (row[3], message)
+            wills.append(StoredWill(tenant=row[0], client_id=row[1], due=row[2], message=message))
         sessions = self._load_sessions(conn, cache)
         self._next_message_id = 1 + (
             conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
@@ -188,7 +219,7 @@ class SqliteStore:
         deliveries: dict[SessionKey, list[Delivery]] = {}
         for row in conn.execute(
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d"
+            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
             " JOIN messages m ON m.id = d.message_id WHERE d.packet_id != 0 ORDER BY d.id"
         ):
             deliveries.setdefault((row[1], row[2]), []).append(self._delivery(cache, row))
@@ -230,10 +261,10 @@ class SqliteStore:
 
     def _delivery(self, cache: dict[int, Message], row: Sequence[Any]) -> Delivery:
         """A delivery from `SELECT d.id, d.tenant, d.client_id, d.qos, d.retain,
-        d.subscription_identifiers, d.packet_id, d.released, <message columns>`."""
+        d.subscription_identifiers, d.packet_id, d.released, d.message_id, <message columns>`."""
         ids = tuple(int(i) for i in row[5].split(",")) if row[5] else ()
         return Delivery(
-            message=self._message(cache, row[8:]),
+            message=self._message(cache, row[9:]),
             qos=row[3],
             retain=bool(row[4]),
             subscription_identifiers=ids,
@@ -241,6 +272,7 @@ class SqliteStore:
             dup=bool(row[6]),
             released=bool(row[7]),
             store_id=row[0],
+            store_message=row[8],
         )
 
     def load_spilled(self, key: SessionKey, after_id: int, limit: int) -> list[Delivery]:
@@ -248,7 +280,8 @@ class SqliteStore:
         cache: dict[int, Message] = {}
         rows = self._reader().execute(
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d JOIN messages m"
+            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
+            " JOIN messages m"
             " ON m.id = d.message_id WHERE d.tenant = ? AND d.client_id = ? AND d.id > ?"
             " AND d.packet_id = 0 ORDER BY d.id LIMIT ?",
             (key[0], key[1], after_id, limit),
@@ -331,6 +364,8 @@ class SqliteStore:
         self._commit_scheduled = False
         if self._committing or not self._ops:
             return
+        if self._sweep_due and not self._sweep_scheduled:
+            self._sweep()
         batch, upto = self._take_batch()
         self._committing = True
         loop = self._running_loop()
@@ -425,9 +460,12 @@ class SqliteStore:
     # -- messages (shared by deliveries, retained and wills) -----------------------------------
 
     def _message_row(self, message: Message) -> int:
+        """The row of `message`, with one more reference (written if it is not yet)."""
         recent = self._recent.get(id(message))
         if recent is not None:
-            return recent[0]
+            row = recent[0]
+            self._shared[row] = self._shared.get(row, 1) + 1
+            return row
         row = self._next_message_id
         self._next_message_id += 1
         if not self._recent:
@@ -451,6 +489,38 @@ class SqliteStore:
             ),
         )
         return row
+
+    def _release(self, row: int, message: Message) -> None:
+        """One reference to a message row is gone: delete the row with its last one."""
+        count = self._shared.get(row)
+        if count is None:
+            self._add(_DELETE_MESSAGE, (row,), barrier=False)
+            recent = self._recent.get(id(message))
+            if recent is not None and recent[0] == row:
+                del self._recent[id(message)]  # no later reference may use the row
+        elif count == 2:
+            del self._shared[row]
+        else:
+            self._shared[row] = count - 1
+
+    def _sweep(self) -> None:
+        """Record a sweep of orphaned message rows, at most one per SWEEP_SECONDS, and
+        only once serving (sessions deleted at start-up: with the first commit)."""
+        self._sweep_scheduled = False
+        loop = self._running_loop()
+        if loop is None:
+            self._sweep_due = True
+            return
+        now = time.monotonic()
+        wait = self._last_sweep + SWEEP_SECONDS - now
+        if wait > 0:
+            self._sweep_scheduled = True
+            loop.call_later(wait, self._sweep)
+            return
+        self._sweep_due = False
+        self._last_sweep = now
+        floor = min((row for row, _ in self._recent.values()), default=self._next_message_id)
+        self._add(_SWEEP, (floor,), barrier=False)
 
     # -- Store ---------------------------------------------------------------------------------
 
@@ -495,26 +565,32 @@ class SqliteStore:
             )
 
     def session_deleted(self, key: SessionKey) -> None:
-        for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel", "wills"):
+        for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel"):
             self._add(f"DELETE FROM {table} WHERE tenant = ? AND client_id = ?", key)
+        self.will_deleted(key)
+        if not self._sweep_scheduled:
+            self._sweep()
 
     def retained_set(self, message: Message) -> None:
         row = self._message_row(message)
-        self._add(
-            "DELETE FROM retained WHERE tenant = ? AND topic = ?", (message.tenant, message.topic)
-        )
+        self.retained_deleted(message.tenant, message.topic)
         self._add(
             "INSERT INTO retained (tenant, topic, message_id) VALUES (?,?,?)",
             (message.tenant, message.topic, row),
         )
+        self._retained_rows[(message.tenant, message.topic)] = (row, message)
 
     def retained_deleted(self, tenant: str, topic: str) -> None:
         self._add("DELETE FROM retained WHERE tenant = ? AND topic = ?", (tenant, topic))
+        old = self._retained_rows.pop((tenant, topic), None)
+        if old is not None:
+            self._release(*old)
 
     # -- Journal -------------------------------------------------------------------------------
 
     def delivery_queued(self, key: SessionKey, delivery: Delivery) -> int:
         row = self._message_row(delivery.message)
+        delivery.store_message = row
         delivery.store_id = self._next_delivery_id
         self._next_delivery_id += 1
         ids = ",".join(str(i) for i in delivery.subscription_identifiers)
@@ -546,6 +622,9 @@ class SqliteStore:
     def delivery_deleted(self, delivery: Delivery) -> None:
         self._add("DELETE FROM deliveries WHERE id = ?", (delivery.store_id,), barrier=False)
         delivery.store_id = 0
+        if delivery.store_message:
+            self._release(delivery.store_message, delivery.message)
+            delivery.store_message = 0
 
     def awaiting_rel_added(self, key: SessionKey, packet_id: int) -> None:
         self._add(
@@ -561,14 +640,18 @@ class SqliteStore:
 
     def will_saved(self, key: SessionKey, message: Message, due: float) -> None:
         row = self._message_row(message)
-        self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
+        self.will_deleted(key)
         self._add(
             "INSERT INTO wills (tenant, client_id, message_id, due) VALUES (?,?,?,?)",
             (key[0], key[1], row, due),
         )
+        self._will_rows[key] = (row, message)
 
     def will_deleted(self, key: SessionKey) -> None:
         self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
+        old = self._will_rows.pop(key, None)
+        if old is not None:
+            self._release(*old)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -45,6 +45,7 @@ _SWEEP = (
     " AND id NOT IN (SELECT message_id FROM wills)"
 )
 _DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
+_DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
@@ -84,6 +85,10 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-store")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ops: list[Op] = []
+        # Deletions by id, put at the end of the batch (one executemany each): nothing
+        # recorded after one can depend on the row, so its place in the batch is free.
+        self._dead_deliveries: list[tuple[object, ...]] = []
+        self._dead_messages: list[tuple[object, ...]] = []
         self.write_seq = 0
         self.committed_seq = 0
         self.barrier_seq = 0
@@ -309,7 +314,7 @@ class SqliteStore:
         """Commit what is pending and close the database."""
         if self._conn is None:
             return
-        if self._ops:
+        if self._pending():
             try:
                 self._commit(self._take_batch()[0])
             except sqlite3.Error:
@@ -328,6 +333,18 @@ class SqliteStore:
         self.write_seq += 1
         if barrier:
             self.barrier_seq = self.write_seq
+        self._schedule()
+
+    def _defer(self, dead: list[tuple[object, ...]], row: int) -> None:
+        """Record the deletion of a row by id (not a barrier), for the end of the batch."""
+        dead.append((row,))
+        self.write_seq += 1
+        self._schedule()
+
+    def _pending(self) -> bool:
+        return bool(self._ops or self._dead_deliveries or self._dead_messages)
+
+    def _schedule(self) -> None:
         if not self._committing and not self._commit_scheduled:
             loop = self._running_loop()
             if loop is None:
@@ -349,7 +366,7 @@ class SqliteStore:
             callback()
             return
         self._waiters.append((seq, callback))
-        if not self._committing and not self._commit_scheduled and self._ops:
+        if not self._committing and not self._commit_scheduled and self._pending():
             loop = self._running_loop()
             if loop is not None:
                 self._commit_scheduled = True
@@ -357,12 +374,18 @@ class SqliteStore:
 
     def _take_batch(self) -> tuple[list[Op], int]:
         batch, self._ops = self._ops, []
+        if self._dead_deliveries:
+            batch.extend((_DELETE_DELIVERY, params) for params in self._dead_deliveries)
+            self._dead_deliveries = []
+        if self._dead_messages:
+            batch.extend((_DELETE_MESSAGE, params) for params in self._dead_messages)
+            self._dead_messages = []
         self._pending_inserts.clear()
         return batch, self.write_seq
 
     def _start_commit(self) -> None:
         self._commit_scheduled = False
-        if self._committing or not self._ops:
+        if self._committing or not self._pending():
             return
         if self._sweep_due and not self._sweep_scheduled:
             self._sweep()
@@ -432,7 +455,7 @@ class SqliteStore:
                 callback()
             except Exception:
                 log.exception("after-commit callback failed")
-        if self._ops and not self._commit_scheduled:
+        if self._pending() and not self._commit_scheduled:
             self._start_commit()
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -452,7 +475,7 @@ class SqliteStore:
         deadline = time.monotonic() + timeout
         while self._committing and time.monotonic() < deadline:
             time.sleep(0.001)
-        if self._ops:
+        if self._pending():
             batch, upto = self._take_batch()
             self._commit(batch)
             self.committed_seq = upto
@@ -494,7 +517,7 @@ class SqliteStore:
         """One reference to a message row is gone: delete the row with its last one."""
         count = self._shared.get(row)
         if count is None:
-            self._add(_DELETE_MESSAGE, (row,), barrier=False)
+            self._defer(self._dead_messages, row)
             recent = self._recent.get(id(message))
             if recent is not None and recent[0] == row:
                 del self._recent[id(message)]  # no later reference may use the row
@@ -620,7 +643,7 @@ class SqliteStore:
         self._add("UPDATE deliveries SET released = 1 WHERE id = ?", (delivery.store_id,))
 
     def delivery_deleted(self, delivery: Delivery) -> None:
-        self._add("DELETE FROM deliveries WHERE id = ?", (delivery.store_id,), barrier=False)
+        self._defer(self._dead_deliveries, delivery.store_id)
         delivery.store_id = 0
         if delivery.store_message:
             self._release(delivery.store_message, delivery.message)

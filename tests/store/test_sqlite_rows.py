@@ -162,3 +162,42 @@ def test_v3_database_migrates_and_loses_nothing(tmp_path: Path) -> None:
     store.flush()
     assert message_ids(tmp_path) == [2]
     store.close()
+
+
+def test_deleting_a_session_keeps_deliveries_queued_after_it_in_the_same_batch(
+    tmp_path: Path,
+) -> None:
+    store = opened(tmp_path)
+    store.session_saved(A, 3600, None, ())
+    queue(store, A, message("before"))
+    store.session_deleted(A)
+    store.session_saved(A, 3600, None, ())
+    after = queue(store, A, message("after"))
+    store.close()  # one batch, committed at close
+    store = opened(tmp_path)
+    [session] = store.load().sessions
+    assert session.spilled == 1
+    assert [d.message.topic for d in store.load_spilled(A, 0, 10)] == ["after"]
+    assert after.store_message in message_ids(tmp_path)
+    store.close()
+
+
+def test_packet_id_written_with_the_insert_or_after_it(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    store.session_saved(A, 3600, None, ())
+    early = queue(store, A, message("early"))
+    early.packet_id = 5
+    store.delivery_sent(early)  # still in the open batch: rewritten into the INSERT
+    store.flush()
+    late = queue(store, A, message("late"))
+    store.flush()
+    late.packet_id = 6
+    store.delivery_sent(late)  # committed already: an UPDATE
+    store.close()
+    store = opened(tmp_path)
+    [session] = store.load().sessions
+    assert [(d.message.topic, d.packet_id) for d in session.deliveries] == [
+        ("early", 5),
+        ("late", 6),
+    ]
+    store.close()

@@ -89,6 +89,12 @@ class SqliteStore:
         # recorded after one can depend on the row, so its place in the batch is free.
         self._dead_deliveries: list[tuple[object, ...]] = []
         self._dead_messages: list[tuple[object, ...]] = []
+        # INSERTs of message and delivery rows, put at the start of their segment of the
+        # batch (one executemany each). Nothing in a segment can depend on their absence;
+        # what could (a session's deliveries deleted at once, a sweep) ends the segment.
+        self._new_messages: list[tuple[object, ...]] = []
+        self._new_deliveries: list[tuple[object, ...]] = []
+        self._sealed = 0
         self.write_seq = 0
         self.committed_seq = 0
         self.barrier_seq = 0
@@ -111,7 +117,7 @@ class SqliteStore:
         self._last_sweep = 0.0
         self._sweep_scheduled = False
         self._sweep_due = False
-        # Delivery INSERTs of the open batch: store id -> index in `_ops`.
+        # Delivery INSERTs of the open segment: store id -> index in `_new_deliveries`.
         self._pending_inserts: dict[int, int] = {}
         self._next_message_id = 1
         self._next_delivery_id = 1
@@ -341,8 +347,33 @@ class SqliteStore:
         self.write_seq += 1
         self._schedule()
 
+    def _insert(self, new: list[tuple[object, ...]], params: tuple[object, ...]) -> None:
+        """Record an INSERT of a message or delivery row (a barrier)."""
+        new.append(params)
+        self.write_seq += 1
+        self.barrier_seq = self.write_seq
+        self._schedule()
+
+    def _seal(self) -> None:
+        """Put the open segment's INSERTs at its start; begin a new segment."""
+        if self._new_messages or self._new_deliveries:
+            self._ops[self._sealed : self._sealed] = [
+                *((_INSERT_MESSAGE, params) for params in self._new_messages),
+                *((_INSERT_DELIVERY, params) for params in self._new_deliveries),
+            ]
+            self._new_messages = []
+            self._new_deliveries = []
+            self._pending_inserts.clear()
+        self._sealed = len(self._ops)
+
     def _pending(self) -> bool:
-        return bool(self._ops or self._dead_deliveries or self._dead_messages)
+        return bool(
+            self._ops
+            or self._new_messages
+            or self._new_deliveries
+            or self._dead_deliveries
+            or self._dead_messages
+        )
 
     def _schedule(self) -> None:
         if not self._committing and not self._commit_scheduled:
@@ -373,7 +404,9 @@ class SqliteStore:
                 loop.call_soon(self._start_commit)
 
     def _take_batch(self) -> tuple[list[Op], int]:
+        self._seal()
         batch, self._ops = self._ops, []
+        self._sealed = 0
         if self._dead_deliveries:
             batch.extend((_DELETE_DELIVERY, params) for params in self._dead_deliveries)
             self._dead_deliveries = []
@@ -435,8 +468,9 @@ class SqliteStore:
                     "%s; acknowledgements of durable messages are held until it succeeds", reason
                 )
             self.failure = reason
+            self._seal()  # later packet ids become UPDATEs
             self._ops[:0] = batch
-            self._pending_inserts.clear()  # indices moved: later packet ids become UPDATEs
+            self._sealed = len(self._ops)
             loop = self._running_loop()
             if loop is not None:
                 self._commit_scheduled = True
@@ -496,8 +530,8 @@ class SqliteStore:
             if loop is not None:
                 loop.call_soon(self._recent.clear)
         self._recent[id(message)] = (row, message)
-        self._add(
-            _INSERT_MESSAGE,
+        self._insert(
+            self._new_messages,
             (
                 row,
                 message.tenant,
@@ -543,7 +577,9 @@ class SqliteStore:
         self._sweep_due = False
         self._last_sweep = now
         floor = min((row for row, _ in self._recent.values()), default=self._next_message_id)
+        self._seal()
         self._add(_SWEEP, (floor,), barrier=False)
+        self._seal()
 
     # -- Store ---------------------------------------------------------------------------------
 
@@ -588,8 +624,10 @@ class SqliteStore:
             )
 
     def session_deleted(self, key: SessionKey) -> None:
+        self._seal()  # deliveries queued before go first, those queued after stay
         for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel"):
             self._add(f"DELETE FROM {table} WHERE tenant = ? AND client_id = ?", key)
+        self._seal()
         self.will_deleted(key)
         if not self._sweep_scheduled:
             self._sweep()
@@ -617,9 +655,9 @@ class SqliteStore:
         delivery.store_id = self._next_delivery_id
         self._next_delivery_id += 1
         ids = ",".join(str(i) for i in delivery.subscription_identifiers)
-        self._pending_inserts[delivery.store_id] = len(self._ops)
-        self._add(
-            _INSERT_DELIVERY,
+        self._pending_inserts[delivery.store_id] = len(self._new_deliveries)
+        self._insert(
+            self._new_deliveries,
             (delivery.store_id, key[0], key[1], row, delivery.qos, int(delivery.retain), ids, 0),
         )
         return self.write_seq
@@ -629,8 +667,8 @@ class SqliteStore:
         if index is not None:
             # Still in the open batch (the usual case for an online subscriber): write the
             # packet id with the INSERT rather than an UPDATE after it.
-            sql, params = self._ops[index]
-            self._ops[index] = (sql, (*params[:7], delivery.packet_id))
+            params = self._new_deliveries[index]
+            self._new_deliveries[index] = (*params[:7], delivery.packet_id)
             self.write_seq += 1
             self.barrier_seq = self.write_seq
             return
@@ -643,6 +681,8 @@ class SqliteStore:
         self._add("UPDATE deliveries SET released = 1 WHERE id = ?", (delivery.store_id,))
 
     def delivery_deleted(self, delivery: Delivery) -> None:
+        if not delivery.store_id:
+            return  # not stored, or an object whose row is on disk only (spilled)
         self._defer(self._dead_deliveries, delivery.store_id)
         delivery.store_id = 0
         if delivery.store_message:

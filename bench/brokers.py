@@ -234,7 +234,8 @@ def _start_roost_store(workdir: Path, durability: str) -> Broker:
     stats = Path(data_dir) / "store-stats.json"
     argv = [sys.executable, "-m", "bench.roost_stats", str(stats), "serve"]
     argv += ["--host", HOST, "--port", str(port), "--config", str(cfg)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # This checkout's sources first (the editable install may point at another one).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
     broker = _spawn(f"roost-{durability}", argv, port, workdir, env)
     broker.stats_path = stats
     return broker

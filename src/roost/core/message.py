@@ -57,5 +57,6 @@ class Delivery:
     dup: bool = False
     # QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
     released: bool = False
-    # Identity in a durable store (0: not stored).
+    # Identity in a durable store (0: not stored), and that of its message's row there.
     store_id: int = 0
+    store_message: int = 0

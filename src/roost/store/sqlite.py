@@ -33,6 +33,19 @@ Op = tuple[str, tuple[object, ...]]
 
 # How long to wait before trying a failed commit again (e.g. the disk was full).
 RETRY_SECONDS = 1.0
+# At most one sweep of orphaned message rows (left by deleted sessions) per this many seconds.
+SWEEP_SECONDS = 60.0
+
+# Message rows that nothing references any more (a crash between the DELETE of the last
+# reference and that of the row, a deleted session's queue); `id < ?` spares the rows that
+# references recorded later may still share (`_recent`).
+_SWEEP = (
+    "DELETE FROM messages WHERE id < ? AND id NOT IN (SELECT message_id FROM deliveries)"
+    " AND id NOT IN (SELECT message_id FROM retained)"
+    " AND id NOT IN (SELECT message_id FROM wills)"
+)
+_DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
+_DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
@@ -72,6 +85,16 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-store")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ops: list[Op] = []
+        # Deletions by id, put at the end of the batch (one executemany each): nothing
+        # recorded after one can depend on the row, so its place in the batch is free.
+        self._dead_deliveries: list[tuple[object, ...]] = []
+        self._dead_messages: list[tuple[object, ...]] = []
+        # INSERTs of message and delivery rows, put at the start of their segment of the
+        # batch (one executemany each). Nothing in a segment can depend on their absence;
+        # what could (a session's deliveries deleted at once, a sweep) ends the segment.
+        self._new_messages: list[tuple[object, ...]] = []
+        self._new_deliveries: list[tuple[object, ...]] = []
+        self._sealed = 0
         self.write_seq = 0
         self.committed_seq = 0
         self.barrier_seq = 0
@@ -82,9 +105,19 @@ class SqliteStore:
         self.commits = 0
         self.committed_ops = 0
         # Message rows written during this loop turn, by object, so that one message queued
-        # for many sessions is stored once. Rows nobody references are deleted by triggers.
+        # for many sessions is stored once.
         self._recent: dict[int, tuple[int, Message]] = {}
-        # Delivery INSERTs of the open batch: store id -> index in `_ops`.
+        # References to message rows (deliveries, retained messages, wills): a row absent
+        # here has one; the store deletes a row when its last reference goes. A session
+        # deleted at once releases nothing: its rows only count high, and the sweep takes
+        # those left without references.
+        self._shared: dict[int, int] = {}
+        self._retained_rows: dict[tuple[str, str], tuple[int, Message]] = {}
+        self._will_rows: dict[SessionKey, tuple[int, Message]] = {}
+        self._last_sweep = 0.0
+        self._sweep_scheduled = False
+        self._sweep_due = False
+        # Delivery INSERTs of the open segment: store id -> index in `_new_deliveries`.
         self._pending_inserts: dict[int, int] = {}
         self._next_message_id = 1
         self._next_delivery_id = 1
@@ -120,24 +153,33 @@ class SqliteStore:
         if self._conn is None:
             self.open()
         conn = self.conn
-        # No orphan clean-up pass: a session's rows go in one transaction with it, and
-        # triggers delete message rows that nothing references any more.
+        # Message rows a crash left without references go first; then the references of
+        # the rows that have more than one are counted.
+        conn.execute(_SWEEP, (2**62,))
+        self._shared = {
+            row: count
+            for row, count in conn.execute(
+                "SELECT message_id, COUNT(*) FROM (SELECT message_id FROM deliveries"
+                " UNION ALL SELECT message_id FROM retained UNION ALL SELECT message_id"
+                " FROM wills) GROUP BY message_id HAVING COUNT(*) > 1"
+            )
+        }
         cache: dict[int, Message] = {}
-        retained = [
-            self._message(cache, row)
-            for row in conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
-            )
-        ]
-        wills = [
-            StoredWill(
-                tenant=row[0], client_id=row[1], due=row[2], message=self._message(cache, row[3:])
-            )
-            for row in conn.execute(
-                f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
-                " JOIN messages m ON m.id = w.message_id"
-            )
-        ]
+        retained = []
+        for row in conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
+        ):
+            message = self._message(cache, row)
+            self._retained_rows[(message.tenant, message.topic)] = (row[0], message)
+            retained.append(message)
+        wills = []
+        for row in conn.execute(
+            f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
+            " JOIN messages m ON m.id = w.message_id"
+        ):
+            message = self._message(cache, row[3:])
+            self._will_rows[(row[0], row[1])] = (row[3], message)
+            wills.append(StoredWill(tenant=row[0], client_id=row[1], due=row[2], message=message))
         sessions = self._load_sessions(conn, cache)
         self._next_message_id = 1 + (
             conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
@@ -188,7 +230,7 @@ class SqliteStore:
         deliveries: dict[SessionKey, list[Delivery]] = {}
         for row in conn.execute(
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d"
+            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
             " JOIN messages m ON m.id = d.message_id WHERE d.packet_id != 0 ORDER BY d.id"
         ):
             deliveries.setdefault((row[1], row[2]), []).append(self._delivery(cache, row))
@@ -230,10 +272,10 @@ class SqliteStore:
 
     def _delivery(self, cache: dict[int, Message], row: Sequence[Any]) -> Delivery:
         """A delivery from `SELECT d.id, d.tenant, d.client_id, d.qos, d.retain,
-        d.subscription_identifiers, d.packet_id, d.released, <message columns>`."""
+        d.subscription_identifiers, d.packet_id, d.released, d.message_id, <message columns>`."""
         ids = tuple(int(i) for i in row[5].split(",")) if row[5] else ()
         return Delivery(
-            message=self._message(cache, row[8:]),
+            message=self._message(cache, row[9:]),
             qos=row[3],
             retain=bool(row[4]),
             subscription_identifiers=ids,
@@ -241,6 +283,7 @@ class SqliteStore:
             dup=bool(row[6]),
             released=bool(row[7]),
             store_id=row[0],
+            store_message=row[8],
         )
 
     def load_spilled(self, key: SessionKey, after_id: int, limit: int) -> list[Delivery]:
@@ -248,7 +291,8 @@ class SqliteStore:
         cache: dict[int, Message] = {}
         rows = self._reader().execute(
             "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, {_MESSAGE_COLUMNS} FROM deliveries d JOIN messages m"
+            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
+            " JOIN messages m"
             " ON m.id = d.message_id WHERE d.tenant = ? AND d.client_id = ? AND d.id > ?"
             " AND d.packet_id = 0 ORDER BY d.id LIMIT ?",
             (key[0], key[1], after_id, limit),
@@ -276,7 +320,7 @@ class SqliteStore:
         """Commit what is pending and close the database."""
         if self._conn is None:
             return
-        if self._ops:
+        if self._pending():
             try:
                 self._commit(self._take_batch()[0])
             except sqlite3.Error:
@@ -295,6 +339,43 @@ class SqliteStore:
         self.write_seq += 1
         if barrier:
             self.barrier_seq = self.write_seq
+        self._schedule()
+
+    def _defer(self, dead: list[tuple[object, ...]], row: int) -> None:
+        """Record the deletion of a row by id (not a barrier), for the end of the batch."""
+        dead.append((row,))
+        self.write_seq += 1
+        self._schedule()
+
+    def _insert(self, new: list[tuple[object, ...]], params: tuple[object, ...]) -> None:
+        """Record an INSERT of a message or delivery row (a barrier)."""
+        new.append(params)
+        self.write_seq += 1
+        self.barrier_seq = self.write_seq
+        self._schedule()
+
+    def _seal(self) -> None:
+        """Put the open segment's INSERTs at its start; begin a new segment."""
+        if self._new_messages or self._new_deliveries:
+            self._ops[self._sealed : self._sealed] = [
+                *((_INSERT_MESSAGE, params) for params in self._new_messages),
+                *((_INSERT_DELIVERY, params) for params in self._new_deliveries),
+            ]
+            self._new_messages = []
+            self._new_deliveries = []
+            self._pending_inserts.clear()
+        self._sealed = len(self._ops)
+
+    def _pending(self) -> bool:
+        return bool(
+            self._ops
+            or self._new_messages
+            or self._new_deliveries
+            or self._dead_deliveries
+            or self._dead_messages
+        )
+
+    def _schedule(self) -> None:
         if not self._committing and not self._commit_scheduled:
             loop = self._running_loop()
             if loop is None:
@@ -316,21 +397,31 @@ class SqliteStore:
             callback()
             return
         self._waiters.append((seq, callback))
-        if not self._committing and not self._commit_scheduled and self._ops:
+        if not self._committing and not self._commit_scheduled and self._pending():
             loop = self._running_loop()
             if loop is not None:
                 self._commit_scheduled = True
                 loop.call_soon(self._start_commit)
 
     def _take_batch(self) -> tuple[list[Op], int]:
+        self._seal()
         batch, self._ops = self._ops, []
+        self._sealed = 0
+        if self._dead_deliveries:
+            batch.extend((_DELETE_DELIVERY, params) for params in self._dead_deliveries)
+            self._dead_deliveries = []
+        if self._dead_messages:
+            batch.extend((_DELETE_MESSAGE, params) for params in self._dead_messages)
+            self._dead_messages = []
         self._pending_inserts.clear()
         return batch, self.write_seq
 
     def _start_commit(self) -> None:
         self._commit_scheduled = False
-        if self._committing or not self._ops:
+        if self._committing or not self._pending():
             return
+        if self._sweep_due and not self._sweep_scheduled:
+            self._sweep()
         batch, upto = self._take_batch()
         self._committing = True
         loop = self._running_loop()
@@ -377,8 +468,9 @@ class SqliteStore:
                     "%s; acknowledgements of durable messages are held until it succeeds", reason
                 )
             self.failure = reason
+            self._seal()  # later packet ids become UPDATEs
             self._ops[:0] = batch
-            self._pending_inserts.clear()  # indices moved: later packet ids become UPDATEs
+            self._sealed = len(self._ops)
             loop = self._running_loop()
             if loop is not None:
                 self._commit_scheduled = True
@@ -397,7 +489,7 @@ class SqliteStore:
                 callback()
             except Exception:
                 log.exception("after-commit callback failed")
-        if self._ops and not self._commit_scheduled:
+        if self._pending() and not self._commit_scheduled:
             self._start_commit()
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -417,7 +509,7 @@ class SqliteStore:
         deadline = time.monotonic() + timeout
         while self._committing and time.monotonic() < deadline:
             time.sleep(0.001)
-        if self._ops:
+        if self._pending():
             batch, upto = self._take_batch()
             self._commit(batch)
             self.committed_seq = upto
@@ -425,9 +517,12 @@ class SqliteStore:
     # -- messages (shared by deliveries, retained and wills) -----------------------------------
 
     def _message_row(self, message: Message) -> int:
+        """The row of `message`, with one more reference (written if it is not yet)."""
         recent = self._recent.get(id(message))
         if recent is not None:
-            return recent[0]
+            row = recent[0]
+            self._shared[row] = self._shared.get(row, 1) + 1
+            return row
         row = self._next_message_id
         self._next_message_id += 1
         if not self._recent:
@@ -435,8 +530,8 @@ class SqliteStore:
             if loop is not None:
                 loop.call_soon(self._recent.clear)
         self._recent[id(message)] = (row, message)
-        self._add(
-            _INSERT_MESSAGE,
+        self._insert(
+            self._new_messages,
             (
                 row,
                 message.tenant,
@@ -451,6 +546,40 @@ class SqliteStore:
             ),
         )
         return row
+
+    def _release(self, row: int, message: Message) -> None:
+        """One reference to a message row is gone: delete the row with its last one."""
+        count = self._shared.get(row)
+        if count is None:
+            self._defer(self._dead_messages, row)
+            recent = self._recent.get(id(message))
+            if recent is not None and recent[0] == row:
+                del self._recent[id(message)]  # no later reference may use the row
+        elif count == 2:
+            del self._shared[row]
+        else:
+            self._shared[row] = count - 1
+
+    def _sweep(self) -> None:
+        """Record a sweep of orphaned message rows, at most one per SWEEP_SECONDS, and
+        only once serving (sessions deleted at start-up: with the first commit)."""
+        self._sweep_scheduled = False
+        loop = self._running_loop()
+        if loop is None:
+            self._sweep_due = True
+            return
+        now = time.monotonic()
+        wait = self._last_sweep + SWEEP_SECONDS - now
+        if wait > 0:
+            self._sweep_scheduled = True
+            loop.call_later(wait, self._sweep)
+            return
+        self._sweep_due = False
+        self._last_sweep = now
+        floor = min((row for row, _ in self._recent.values()), default=self._next_message_id)
+        self._seal()
+        self._add(_SWEEP, (floor,), barrier=False)
+        self._seal()
 
     # -- Store ---------------------------------------------------------------------------------
 
@@ -495,32 +624,40 @@ class SqliteStore:
             )
 
     def session_deleted(self, key: SessionKey) -> None:
-        for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel", "wills"):
+        self._seal()  # deliveries queued before go first, those queued after stay
+        for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel"):
             self._add(f"DELETE FROM {table} WHERE tenant = ? AND client_id = ?", key)
+        self._seal()
+        self.will_deleted(key)
+        if not self._sweep_scheduled:
+            self._sweep()
 
     def retained_set(self, message: Message) -> None:
         row = self._message_row(message)
-        self._add(
-            "DELETE FROM retained WHERE tenant = ? AND topic = ?", (message.tenant, message.topic)
-        )
+        self.retained_deleted(message.tenant, message.topic)
         self._add(
             "INSERT INTO retained (tenant, topic, message_id) VALUES (?,?,?)",
             (message.tenant, message.topic, row),
         )
+        self._retained_rows[(message.tenant, message.topic)] = (row, message)
 
     def retained_deleted(self, tenant: str, topic: str) -> None:
         self._add("DELETE FROM retained WHERE tenant = ? AND topic = ?", (tenant, topic))
+        old = self._retained_rows.pop((tenant, topic), None)
+        if old is not None:
+            self._release(*old)
 
     # -- Journal -------------------------------------------------------------------------------
 
     def delivery_queued(self, key: SessionKey, delivery: Delivery) -> int:
         row = self._message_row(delivery.message)
+        delivery.store_message = row
         delivery.store_id = self._next_delivery_id
         self._next_delivery_id += 1
         ids = ",".join(str(i) for i in delivery.subscription_identifiers)
-        self._pending_inserts[delivery.store_id] = len(self._ops)
-        self._add(
-            _INSERT_DELIVERY,
+        self._pending_inserts[delivery.store_id] = len(self._new_deliveries)
+        self._insert(
+            self._new_deliveries,
             (delivery.store_id, key[0], key[1], row, delivery.qos, int(delivery.retain), ids, 0),
         )
         return self.write_seq
@@ -530,8 +667,8 @@ class SqliteStore:
         if index is not None:
             # Still in the open batch (the usual case for an online subscriber): write the
             # packet id with the INSERT rather than an UPDATE after it.
-            sql, params = self._ops[index]
-            self._ops[index] = (sql, (*params[:7], delivery.packet_id))
+            params = self._new_deliveries[index]
+            self._new_deliveries[index] = (*params[:7], delivery.packet_id)
             self.write_seq += 1
             self.barrier_seq = self.write_seq
             return
@@ -544,8 +681,13 @@ class SqliteStore:
         self._add("UPDATE deliveries SET released = 1 WHERE id = ?", (delivery.store_id,))
 
     def delivery_deleted(self, delivery: Delivery) -> None:
-        self._add("DELETE FROM deliveries WHERE id = ?", (delivery.store_id,), barrier=False)
+        if not delivery.store_id:
+            return  # not stored, or an object whose row is on disk only (spilled)
+        self._defer(self._dead_deliveries, delivery.store_id)
         delivery.store_id = 0
+        if delivery.store_message:
+            self._release(delivery.store_message, delivery.message)
+            delivery.store_message = 0
 
     def awaiting_rel_added(self, key: SessionKey, packet_id: int) -> None:
         self._add(
@@ -561,14 +703,18 @@ class SqliteStore:
 
     def will_saved(self, key: SessionKey, message: Message, due: float) -> None:
         row = self._message_row(message)
-        self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
+        self.will_deleted(key)
         self._add(
             "INSERT INTO wills (tenant, client_id, message_id, due) VALUES (?,?,?,?)",
             (key[0], key[1], row, due),
         )
+        self._will_rows[key] = (row, message)
 
     def will_deleted(self, key: SessionKey) -> None:
         self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
+        old = self._will_rows.pop(key, None)
+        if old is not None:
+            self._release(*old)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -1,0 +1,63 @@
+"""A running `roost serve` deletes a stored message with its last reference: after the
+subscriber's PUBACK, and (by the sweep) when a session holding queued messages is
+discarded; after kill -9 what is still referenced comes back."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from roost.mqtt.packets import Puback, Publish
+from tests.durability.crash import Broker
+from tests.durability.test_restart import connect, crash_and_restart, publish_acked, subscribe
+
+
+@pytest.fixture
+def roost(tmp_path: Path) -> Iterator[Broker]:
+    broker = Broker(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def stored_messages(broker: Broker) -> int:
+    with sqlite3.connect(broker.config.parent / "roost.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def wait_for_stored(broker: Broker, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while stored_messages(broker) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_messages(broker) == count
+
+
+def test_acknowledged_delivery_deletes_the_message_row(roost: Broker) -> None:
+    sub, _ = connect(roost, "online")
+    subscribe(sub, "rows/#", 1)
+    pub, _ = connect(roost, "pub", clean=True)
+    publish_acked(pub, "rows/a", b"one", 1, 1)
+    got = sub.recv()
+    assert isinstance(got, Publish) and got.payload == b"one"
+    wait_for_stored(roost, 1)  # [MQTT-4.3.2-1] held until the PUBACK
+    sub.send(Puback(packet_id=got.packet_id))
+    wait_for_stored(roost, 0)
+
+
+def test_discarded_session_releases_its_queued_messages(roost: Broker) -> None:
+    sub, _ = connect(roost, "offline")
+    subscribe(sub, "rows/#", 1)
+    sub.close()
+    pub, _ = connect(roost, "pub", clean=True)
+    for i in range(1, 4):
+        publish_acked(pub, "rows/b", b"queued %d" % i, 1, i)
+    wait_for_stored(roost, 3)
+    crash_and_restart(roost)
+    wait_for_stored(roost, 3)  # still referenced: nothing swept at start-up
+    sub, connack = connect(roost, "offline", clean=True)  # [MQTT-3.1.2-4] discards it
+    assert not connack.session_present
+    wait_for_stored(roost, 0)

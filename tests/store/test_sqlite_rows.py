@@ -1,0 +1,203 @@
+"""The SQLite store deletes a message row with its last reference (delivery, retained
+message, will), sweeps rows left without one at start-up, and migrates a v3 database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from roost.core.message import Delivery, Message
+from roost.store.schema import MIGRATIONS, SCHEMA_VERSION, apply_migrations
+from roost.store.sqlite import SqliteStore
+
+A = ("t", "a")
+B = ("t", "b")
+
+
+def message(topic: str = "x", retain: bool = False) -> Message:
+    return Message(
+        tenant="t",
+        topic=topic,
+        payload=b"p",
+        qos=1,
+        retain=retain,
+        created_at=time.time(),
+    )
+
+
+def opened(path: Path) -> SqliteStore:
+    store = SqliteStore(path)
+    store.open()
+    store.load()
+    return store
+
+
+def message_ids(path: Path) -> list[int]:
+    with sqlite3.connect(path / "roost.db") as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM messages ORDER BY id")]
+
+
+def queue(store: SqliteStore, key: tuple[str, str], m: Message) -> Delivery:
+    delivery = Delivery(message=m, qos=1, retain=False)
+    store.delivery_queued(key, delivery)
+    return delivery
+
+
+def test_row_shared_by_two_deliveries_goes_with_the_last(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    m = message()
+    first, second = queue(store, A, m), queue(store, B, m)
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.delivery_deleted(first)
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.delivery_deleted(second)
+    store.flush()
+    assert message_ids(tmp_path) == []
+    store.close()
+
+
+def test_retained_message_keeps_its_row_after_its_delivery(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    m = message(retain=True)
+    store.retained_set(m)
+    delivery = queue(store, A, m)
+    store.delivery_deleted(delivery)
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.close()
+    store = opened(tmp_path)  # the count of references comes back from the file
+    assert [r.payload for r in store.load().retained] == [b"p"]
+    replacement = message(retain=True)
+    store.retained_set(replacement)
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.retained_deleted("t", "x")
+    store.flush()
+    assert message_ids(tmp_path) == []
+    store.close()
+
+
+def test_replaced_and_deleted_wills_release_their_rows(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    store.will_saved(A, message("will/1"), due=time.time() + 60)
+    store.will_saved(A, message("will/2"), due=time.time() + 60)
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.will_deleted(A)
+    store.flush()
+    assert message_ids(tmp_path) == []
+    store.close()
+
+
+def test_shared_rows_are_counted_again_after_restart(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    m = message()
+    queue(store, A, m)
+    queue(store, B, m)
+    store.close()
+    store = opened(tmp_path)
+    sessions = {(s.tenant, s.client_id): s for s in store.load().sessions}
+    assert not sessions  # deliveries without a session row are not loaded as sessions
+    page_a = store.load_spilled(A, 0, 10)
+    page_b = store.load_spilled(B, 0, 10)
+    store.delivery_deleted(page_a[0])
+    store.flush()
+    assert len(message_ids(tmp_path)) == 1
+    store.delivery_deleted(page_b[0])
+    store.flush()
+    assert message_ids(tmp_path) == []
+    store.close()
+
+
+def test_deleted_session_rows_are_swept_at_start_up(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    store.session_saved(A, 3600, None, ())
+    queue(store, A, message("one"))
+    queue(store, A, message("two"))
+    kept = queue(store, B, message("three"))
+    store.flush()
+    store.session_deleted(A)
+    store.close()
+    assert len(message_ids(tmp_path)) == 3  # no sweep outside the event loop
+    store = opened(tmp_path)
+    assert message_ids(tmp_path) == [kept.store_message]
+    store.close()
+
+
+def test_v3_database_migrates_and_loses_nothing(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "roost.db", isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:3])
+    conn.executescript(
+        """
+        INSERT INTO sessions (tenant, client_id, expiry_interval, disconnected_at)
+            VALUES ('t', 'a', 3600, NULL);
+        INSERT INTO messages (id, tenant, topic, payload, qos, retain, created_at)
+            VALUES (1, 't', 'q', X'01', 1, 0, 0), (2, 't', 'r', X'02', 1, 1, 0),
+                   (3, 't', 'orphan', X'03', 1, 0, 0);
+        INSERT INTO deliveries (id, tenant, client_id, message_id, qos, retain,
+            subscription_identifiers, packet_id, released) VALUES
+            (1, 't', 'a', 1, 1, 0, '', 0, 0), (2, 't', 'a', 2, 1, 0, '', 7, 0);
+        INSERT INTO retained (tenant, topic, message_id) VALUES ('t', 'r', 2);
+        """
+    )
+    conn.close()
+    store = opened(tmp_path)
+    snapshot = store.load()
+    version = store.conn.execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 4
+    names = {row[0] for row in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert "deliveries_release" not in names and "deliveries_by_message" not in names
+    assert message_ids(tmp_path) == [1, 2]  # the orphan is swept
+    [session] = snapshot.sessions
+    assert session.spilled == 1
+    assert [d.packet_id for d in session.deliveries] == [7]
+    assert [m.topic for m in snapshot.retained] == ["r"]
+    inflight = session.deliveries[0]
+    store.delivery_deleted(inflight)  # the retained message still holds row 2
+    [queued] = store.load_spilled(A, 0, 10)
+    store.delivery_deleted(queued)
+    store.flush()
+    assert message_ids(tmp_path) == [2]
+    store.close()
+
+
+def test_deleting_a_session_keeps_deliveries_queued_after_it_in_the_same_batch(
+    tmp_path: Path,
+) -> None:
+    store = opened(tmp_path)
+    store.session_saved(A, 3600, None, ())
+    queue(store, A, message("before"))
+    store.session_deleted(A)
+    store.session_saved(A, 3600, None, ())
+    after = queue(store, A, message("after"))
+    store.close()  # one batch, committed at close
+    store = opened(tmp_path)
+    [session] = store.load().sessions
+    assert session.spilled == 1
+    assert [d.message.topic for d in store.load_spilled(A, 0, 10)] == ["after"]
+    assert after.store_message in message_ids(tmp_path)
+    store.close()
+
+
+def test_packet_id_written_with_the_insert_or_after_it(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    store.session_saved(A, 3600, None, ())
+    early = queue(store, A, message("early"))
+    early.packet_id = 5
+    store.delivery_sent(early)  # still in the open batch: rewritten into the INSERT
+    store.flush()
+    late = queue(store, A, message("late"))
+    store.flush()
+    late.packet_id = 6
+    store.delivery_sent(late)  # committed already: an UPDATE
+    store.close()
+    store = opened(tmp_path)
+    [session] = store.load().sessions
+    assert [(d.message.topic, d.packet_id) for d in session.deliveries] == [
+        ("early", 5),
+        ("late", 6),
+    ]
+    store.close()

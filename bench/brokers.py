@@ -205,12 +205,18 @@ def _spawn(
     return Broker(name, proc, port, log_path)
 
 
+def roost_env() -> dict[str, str]:
+    """The environment of a Roost under test: this checkout's sources first (the editable
+    install may point at another checkout, and the broker runs in another directory)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
+
+
 def start_roost(workdir: Path) -> Broker:
     port = free_port()
     cfg = workdir / "roost-bench.toml"
     cfg.write_text(roost_config(port))
     argv = [sys.executable, "-m", "roost", "serve", "--host", HOST, "--port", str(port)]
-    return _spawn("roost", [*argv, "--config", str(cfg)], port, workdir)
+    return _spawn("roost", [*argv, "--config", str(cfg)], port, workdir, roost_env())
 
 
 def start_roost_w2(workdir: Path) -> Broker:
@@ -221,7 +227,8 @@ def start_roost_w2(workdir: Path) -> Broker:
     data_dir = tempfile.mkdtemp(prefix="roost-w2-data-", dir=workdir)
     cfg.write_text(roost_config(port) + f'\n[store]\ndata_dir = "{data_dir}"\n')
     argv = [sys.executable, "-m", "roost", "serve", "--host", HOST, "--port", str(port)]
-    return _spawn("roost-w2", [*argv, "--config", str(cfg), "--workers", "2"], port, workdir)
+    argv += ["--config", str(cfg), "--workers", "2"]
+    return _spawn("roost-w2", argv, port, workdir, roost_env())
 
 
 def _start_roost_store(workdir: Path, durability: str) -> Broker:
@@ -234,9 +241,7 @@ def _start_roost_store(workdir: Path, durability: str) -> Broker:
     stats = Path(data_dir) / "store-stats.json"
     argv = [sys.executable, "-m", "bench.roost_stats", str(stats), "serve"]
     argv += ["--host", HOST, "--port", str(port), "--config", str(cfg)]
-    # This checkout's sources first (the editable install may point at another one).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))}
-    broker = _spawn(f"roost-{durability}", argv, port, workdir, env)
+    broker = _spawn(f"roost-{durability}", argv, port, workdir, roost_env())
     broker.stats_path = stats
     return broker
 

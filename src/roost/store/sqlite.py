@@ -13,18 +13,15 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from roost.core.message import Delivery, Message
 from roost.core.session import SessionKey, SessionSubscription
-from roost.core.store import StoredSession, StoredWill, StoreSnapshot
+from roost.core.store import StoredWill, StoreSnapshot
 from roost.errors import StoreError
-from roost.mqtt.constants import PacketType
-from roost.mqtt.packets import NO_PROPERTIES, Properties, Subscription
-from roost.mqtt.properties import encode_properties, read_properties
+from roost.store import rows
 from roost.store.schema import SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
@@ -51,25 +48,10 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
     " publisher, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-_MESSAGE_COLUMNS = (
-    "m.id, m.tenant, m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at,"
-    " m.publisher, m.created_at"
-)
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (id, tenant, client_id, message_id, qos, retain,"
     " subscription_identifiers, packet_id, released) VALUES (?,?,?,?,?,?,?,?,0)"
 )
-
-
-def _encode_props(props: Properties) -> bytes | None:
-    return None if props is NO_PROPERTIES else encode_properties(props, PacketType.PUBLISH)
-
-
-def _decode_props(blob: bytes | None) -> Properties:
-    if not blob:
-        return NO_PROPERTIES
-    props, _ = read_properties(memoryview(blob), 0, len(blob), PacketType.PUBLISH)
-    return props
 
 
 class SqliteStore:
@@ -167,20 +149,20 @@ class SqliteStore:
         cache: dict[int, Message] = {}
         retained = []
         for row in conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
         ):
-            message = self._message(cache, row)
+            message = rows.message(cache, row)
             self._retained_rows[(message.tenant, message.topic)] = (row[0], message)
             retained.append(message)
         wills = []
         for row in conn.execute(
-            f"SELECT w.tenant, w.client_id, w.due, {_MESSAGE_COLUMNS} FROM wills w"
+            f"SELECT w.tenant, w.client_id, w.due, {rows.MESSAGE_COLUMNS} FROM wills w"
             " JOIN messages m ON m.id = w.message_id"
         ):
-            message = self._message(cache, row[3:])
+            message = rows.message(cache, row[3:])
             self._will_rows[(row[0], row[1])] = (row[3], message)
             wills.append(StoredWill(tenant=row[0], client_id=row[1], due=row[2], message=message))
-        sessions = self._load_sessions(conn, cache)
+        sessions = rows.load_sessions(conn, cache)
         self._next_message_id = 1 + (
             conn.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
         )
@@ -189,115 +171,16 @@ class SqliteStore:
         )
         return StoreSnapshot(sessions=sessions, retained=retained, wills=wills)
 
-    @staticmethod
-    def _message(cache: dict[int, Message], row: Sequence[Any]) -> Message:
-        message = cache.get(row[0])
-        if message is None:
-            message = Message(
-                tenant=row[1],
-                topic=row[2],
-                payload=bytes(row[3]),
-                qos=row[4],
-                retain=bool(row[5]),
-                properties=_decode_props(row[6]),
-                expires_at=row[7],
-                publisher=row[8],
-                created_at=row[9],
-            )
-            cache[row[0]] = message
-        return message
-
-    def _load_sessions(
-        self, conn: sqlite3.Connection, cache: dict[int, Message]
-    ) -> list[StoredSession]:
-        subscriptions: dict[SessionKey, list[SessionSubscription]] = {}
-        for row in conn.execute(
-            "SELECT tenant, client_id, topic_filter, qos, no_local, retain_as_published,"
-            " retain_handling, subscription_identifier FROM subscriptions"
-        ):
-            options = Subscription(
-                topic_filter=row[2],
-                qos=row[3],
-                no_local=bool(row[4]),
-                retain_as_published=bool(row[5]),
-                retain_handling=row[6],
-            )
-            subscriptions.setdefault((row[0], row[1]), []).append(
-                SessionSubscription(
-                    topic_filter=row[2], options=options, subscription_identifier=row[7]
-                )
-            )
-        deliveries: dict[SessionKey, list[Delivery]] = {}
-        for row in conn.execute(
-            "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
-            " JOIN messages m ON m.id = d.message_id WHERE d.packet_id != 0 ORDER BY d.id"
-        ):
-            deliveries.setdefault((row[1], row[2]), []).append(self._delivery(cache, row))
-        spilled: dict[SessionKey, tuple[int, int]] = {}
-        for tenant, client_id, count, size in conn.execute(
-            "SELECT d.tenant, d.client_id, COUNT(*), SUM(LENGTH(m.payload) + LENGTH(m.topic)"
-            " + 64) FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            " WHERE d.packet_id = 0 GROUP BY d.tenant, d.client_id"
-        ):
-            spilled[(tenant, client_id)] = (count, size)
-        awaiting: dict[SessionKey, list[int]] = {}
-        for tenant, client_id, packet_id in conn.execute(
-            "SELECT tenant, client_id, packet_id FROM awaiting_rel"
-        ):
-            awaiting.setdefault((tenant, client_id), []).append(packet_id)
-        sessions = []
-        for tenant, client_id, expiry, disconnected_at, device_id, sub_qos in conn.execute(
-            "SELECT tenant, client_id, expiry_interval, disconnected_at, device_id,"
-            " subscription_qos FROM sessions"
-        ):
-            key = (tenant, client_id)
-            count, size = spilled.get(key, (0, 0))
-            sessions.append(
-                StoredSession(
-                    tenant=tenant,
-                    client_id=client_id,
-                    expiry_interval=expiry,
-                    disconnected_at=disconnected_at,
-                    device_id=device_id,
-                    subscription_qos=bool(sub_qos),
-                    subscriptions=tuple(subscriptions.get(key, ())),
-                    deliveries=tuple(deliveries.get(key, ())),
-                    awaiting_rel=tuple(awaiting.get(key, ())),
-                    spilled=count,
-                    spilled_bytes=size,
-                )
-            )
-        return sessions
-
-    def _delivery(self, cache: dict[int, Message], row: Sequence[Any]) -> Delivery:
-        """A delivery from `SELECT d.id, d.tenant, d.client_id, d.qos, d.retain,
-        d.subscription_identifiers, d.packet_id, d.released, d.message_id, <message columns>`."""
-        ids = tuple(int(i) for i in row[5].split(",")) if row[5] else ()
-        return Delivery(
-            message=self._message(cache, row[9:]),
-            qos=row[3],
-            retain=bool(row[4]),
-            subscription_identifiers=ids,
-            packet_id=row[6],
-            dup=bool(row[6]),
-            released=bool(row[7]),
-            store_id=row[0],
-            store_message=row[8],
-        )
-
     def load_spilled(self, key: SessionKey, after_id: int, limit: int) -> list[Delivery]:
         """The next queued deliveries of a session that are on disk only (committed ones)."""
         cache: dict[int, Message] = {}
-        rows = self._reader().execute(
-            "SELECT d.id, d.tenant, d.client_id, d.qos, d.retain, d.subscription_identifiers,"
-            f" d.packet_id, d.released, d.message_id, {_MESSAGE_COLUMNS} FROM deliveries d"
-            " JOIN messages m"
+        found = self._reader().execute(
+            f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries d JOIN messages m"
             " ON m.id = d.message_id WHERE d.tenant = ? AND d.client_id = ? AND d.id > ?"
             " AND d.packet_id = 0 ORDER BY d.id LIMIT ?",
             (key[0], key[1], after_id, limit),
         )
-        return [self._delivery(cache, row) for row in rows]
+        return [rows.delivery(cache, row) for row in found]
 
     def record(self, sql: str, params: tuple[object, ...], barrier: bool = True) -> int:
         """Record one change of another part's tables (the messaging service) in the open
@@ -539,7 +422,7 @@ class SqliteStore:
                 message.payload,
                 message.qos,
                 int(message.retain),
-                _encode_props(message.properties),
+                rows.encode_props(message.properties),
                 message.expires_at,
                 message.publisher,
                 message.created_at,

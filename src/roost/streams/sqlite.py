@@ -12,8 +12,9 @@ from dataclasses import asdict
 from typing import Any
 
 from roost.mqtt.constants import PacketType
-from roost.mqtt.packets import NO_PROPERTIES, Properties
-from roost.mqtt.properties import encode_properties, read_properties
+from roost.mqtt.packets import Properties
+from roost.mqtt.properties import encode_properties
+from roost.store.rows import decode_props
 from roost.store.sqlite import SqliteStore
 from roost.streams.engine import StreamEngine
 from roost.streams.groups import Group, Lease
@@ -60,13 +61,6 @@ def _encode_props(e: Envelope) -> bytes | None:
         user_properties=e.user_properties,
     )
     return encode_properties(props, PacketType.PUBLISH)
-
-
-def _decode_props(blob: bytes | None) -> Properties:
-    if not blob:
-        return NO_PROPERTIES
-    props, _ = read_properties(memoryview(blob), 0, len(blob), PacketType.PUBLISH)
-    return props
 
 
 class SqliteStreamEngine(StreamEngine):
@@ -169,7 +163,7 @@ class SqliteStreamEngine(StreamEngine):
             self.store.after_commit(pending[-1][0], self._on_commit)
 
     def _envelope(self, state: StreamState, row: Sequence[Any]) -> Envelope:
-        props = _decode_props(row[8])
+        props = decode_props(row[8])
         dead = None if row[10] is None else DeadLetter(**json.loads(row[10]))
         return Envelope(
             stream=state.name,

@@ -114,3 +114,34 @@ def test_workers_open_their_listeners_once_linked(workers: Workers) -> None:
     listening = [m.start() for m in re.finditer(r"listener default: mqtt over tcp", text)]
     assert len(listening) == 2
     assert max(linked) < min(listening)
+
+
+def test_a_deep_subscriber_queue_holds_the_link_and_loses_no_qos1_message(
+    tmp_path: Path,
+) -> None:
+    """A subscriber on worker 1 stops acknowledging: its queue may hold 300 messages, and
+    1,000 QoS 1 messages come from worker 0 (all acknowledged to the publisher). Worker 1
+    stops taking forwarded messages while the queue is deep instead of overflowing it, so
+    once the subscriber acknowledges again every message arrives, in order
+    [MQTT-4.6.0-6]; the overflow policy drops none (docs/workers.md). The publisher's
+    PUBACKs say 0x00: a subscriber on another worker is a matching one, not 0x10."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        sub = broker.connect_on(1)
+        pub = broker.connect_on(0)
+        sub.subscribe("deep/t", 1)
+        broker.synced(sub, pub)
+        sub.paho.manual_ack_set(True)
+        for i in range(1_000):
+            assert pub.publish("deep/t", i.to_bytes(4, "big"), 1) == 0
+        got = []
+        while len(got) < 1_000:
+            message = sub.expect_message()
+            got.append(int.from_bytes(message.payload, "big"))
+            sub.paho.ack(message.mid, 1)
+        assert got == list(range(1_000))
+        pub.disconnect()
+        sub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()

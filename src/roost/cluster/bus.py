@@ -182,21 +182,22 @@ class LocalBus:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive(self, link: InLink, data: bytes) -> int:
-        """Take the whole frames at the start of `data`; how many bytes they took."""
-        pos = 0
+    def receive(self, link: InLink, data: bytes, pos: int, limit: int) -> int:
+        """Take the whole frames of `data` from `pos` on, at most `limit` of them; where
+        the first frame not taken starts."""
         end = len(data)
         publish = self.broker.publish
         shared = self.shared
         now = self.ctx.clock()
         try:
-            while end - pos >= HEADER.size:
+            while end - pos >= HEADER.size and limit > 0:
+                limit -= 1
                 length, kind = HEADER.unpack_from(data, pos)
                 if length < 1 or length > MAX_FRAME:
                     log.error("worker %d: bad frame from a peer, link dropped", self.index)
                     link.drop()
                     return end
-                stop = pos + 4 + length
+                stop: int = pos + 4 + length
                 if stop > end:
                     break
                 if kind == _FORWARD and link.peer is not None:
@@ -205,6 +206,8 @@ class LocalBus:
                     # No local `$share` filter in the tenant: no group to leave out.
                     serve = groups if groups or message.tenant in shared else None
                     publish(message, now, count=False, forward=False, serve_groups=serve)
+                    if self.broker.deep is not None:
+                        return stop  # a subscriber's queue is deep: the link waits
                 else:
                     self._control(link, Kind(kind), Reader(data[pos + HEADER.size : stop]))
                 pos = stop
@@ -303,20 +306,22 @@ class LocalBus:
             for peer in self.links:
                 peer.send(frame)
 
-    def forward(self, message: Message, local_groups: tuple[str, ...]) -> None:
+    def forward(self, message: Message, local_groups: tuple[str, ...]) -> int:
         """A message published here: once to each peer with a matching subscription (all
         of them for a retained one); each `$share` group not served here goes to exactly
         one peer that has members, told so in the frame. A peer not linked yet gets it
-        when it is (held, bounded)."""
+        when it is (held, bounded). Returns how many peers have a subscription it matches
+        (a peer not linked yet is not counted)."""
         peers = self.peer_list
         if len(peers) > 1:
             start = next(self._rotate) % len(peers)
             peers = peers[start:] + peers[:start]
         served = set(local_groups)
         waiting: list[Peer] | None = None
+        matched = 0
         for peer in peers:
             if peer.synced and peer.transport is not None:
-                self._route(peer, message, served)
+                matched += self._route(peer, message, served)
             elif waiting is None:
                 waiting = [peer]
             else:
@@ -324,8 +329,11 @@ class LocalBus:
         if waiting is not None:
             for peer in waiting:
                 peer.hold(message, served)
+        return matched
 
-    def _route(self, peer: Peer, message: Message, served: set[str]) -> None:
+    def _route(self, peer: Peer, message: Message, served: set[str]) -> bool:
+        """Send `message` to `peer` if it has a matching subscription (or the message is
+        retained); whether it has one."""
         tenant = message.tenant
         topic = message.topic
         routes = peer.routes.get(tenant)
@@ -347,6 +355,7 @@ class LocalBus:
             self.forwarded += 1
             if peer.paused:
                 self._block(peer, message)
+        return bool(plain or groups)
 
     def _replay(self, peer: Peer) -> None:
         """The peer is ready: route what was held for it, in order."""

@@ -22,6 +22,13 @@ HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
 # Messages held for a peer whose link is not up yet (start, restart); the oldest go first.
 HOLD_MAX = 10_000
+# Frames a link's reader takes per loop turn (the rest waits for the next turn).
+FRAMES_PER_TURN = 256
+# Behind a deep subscriber queue (core/broker.DEEP_QUEUE) a link's reader looks again
+# every DEEP_WAIT seconds and goes on once the queue is down to DRAINED_QUEUE (or a
+# quarter of its limit).
+DEEP_WAIT = 0.002
+DRAINED_QUEUE = 250
 # Topics whose match against a peer's summary is remembered, per tenant (then forgotten).
 ROUTES_MAX = 4096
 
@@ -150,17 +157,26 @@ class OutLink(asyncio.Protocol):
 
 
 class InLink(asyncio.Protocol):
-    """A peer's link to us: the stream cut into frames, as many per read as it holds."""
+    """A peer's link to us: the stream cut into frames, at most FRAMES_PER_TURN of them
+    per loop turn. With more in hand, reading stops until the next turn: this worker's own
+    connections are served in between, and a peer that sends faster than this worker
+    delivers fills its write buffer, which pauses the peer's publishers (write-side flow
+    control above) instead of this worker's subscriber queues overflowing."""
 
     def __init__(self, bus: LocalBus) -> None:
         self.bus = bus
         self.peer: Peer | None = None
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: asyncio.Transport | None = None
         self.rest = bytearray()
         self.need = 0  # bytes `rest` must reach before a frame can be taken
+        # Read but not taken yet (a later turn takes it), from where; reading is paused
+        # while `waiting`.
+        self.pending = b""
+        self.offset = 0
+        self.waiting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         rest = self.rest
@@ -170,14 +186,50 @@ class InLink(asyncio.Protocol):
                 return
             data = bytes(rest)
             rest.clear()
+        self._take(data, 0)
+
+    def _take(self, data: bytes, pos: int) -> None:
         end = len(data)
-        pos = self.bus.receive(self, data)
+        broker = self.bus.broker
+        if broker.deep is None:
+            pos = self.bus.receive(self, data, pos, FRAMES_PER_TURN)
+        need = HEADER.size
+        if end - pos >= HEADER.size:
+            need = HEADER.unpack_from(data, pos)[0] + 4
+        if end - pos >= need or broker.deep is not None:
+            # Whole frames left (the next loop turn takes them) or a subscriber's queue
+            # is deep (a later turn, once it is drained): no reading meanwhile.
+            if not self.waiting and self.transport is not None:
+                self.waiting = True
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_soon(self._next_turn)
+            self.pending, self.offset = data, pos
+            return
         if pos < end:
             self.rest = bytearray(data[pos:])
-            if end - pos >= HEADER.size:
-                self.need = HEADER.unpack_from(data, pos)[0] + 4
-            else:
-                self.need = HEADER.size
+            self.need = need
+
+    def _next_turn(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.pending = b""
+            return
+        broker = self.bus.broker
+        deep = broker.deep
+        if deep is not None:
+            depth = len(deep.queue) + deep.spilled
+            if deep.connected and depth > min(DRAINED_QUEUE, deep.max_queued_messages // 4):
+                # Wait until its subscriber has taken most of it; meanwhile the peer's
+                # write buffer fills and its flow control pauses its publishers.
+                asyncio.get_running_loop().call_later(DEEP_WAIT, self._next_turn)
+                return
+            broker.deep = None
+        data, pos = self.pending, self.offset
+        self.pending = b""
+        self.waiting = False
+        self._take(data, pos)
+        if not self.waiting:
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.bus.inbound_lost(self)

@@ -23,6 +23,9 @@ from roost.core.topics import parse_shared
 log = logging.getLogger(__name__)
 
 NEVER_EXPIRES = 0xFFFFFFFF
+# A connected session's queue longer than this (or than half its limit) is "deep": a
+# worker process stops taking forwarded messages until it is drained (cluster/link.py).
+DEEP_QUEUE = 1_000
 
 
 @dataclass(slots=True)
@@ -84,10 +87,15 @@ class Broker:
         # hooks its own pipeline in here.
         self.on_internal_publish: Callable[[Message], None] | None = None
         # Worker processes (docs/workers.md): told of each message published here, with
-        # the `$share` groups (full filters) served here; None with a single process.
-        self.forward: Callable[[Message, tuple[str, ...]], None] | None = None
+        # the `$share` groups (full filters) served here; answers how many other workers
+        # have a subscription it matches. None with a single process.
+        self.forward: Callable[[Message, tuple[str, ...]], int] | None = None
         # Told (tenant, filter, +1 / -1) as sessions' subscriptions come and go.
         self.on_filter_change: Callable[[str, str, int], None] | None = None
+        # The last connected session whose queue grew deep (DEEP_QUEUE) as `publish` fed it:
+        # what worker processes read forwarded messages against (cluster/link.py). Its
+        # reader clears it.
+        self.deep: Session | None = None
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -394,19 +402,21 @@ class Broker:
         router = self.routers.get(message.tenant)
         fwd = self.forward if forward and only is None else None
         if router is None:
-            if fwd is not None:
-                fwd(message, ())
-            return 0
+            return 0 if fwd is None else fwd(message, ())
         sessions = self.sessions
         tenant = message.tenant
         targets = router.route(message.topic, message.publisher)
+        # Other workers with a matching subscription count as matched (PUBACK 0x00, not
+        # 0x10 No matching subscribers).
+        delivered = 0
         if fwd is not None:
-            fwd(message, tuple(t.group.share_filter for t in targets if t.group is not None))
+            delivered = fwd(
+                message, tuple(t.group.share_filter for t in targets if t.group is not None)
+            )
         if serve_groups is not None:
             targets = [
                 t for t in targets if t.group is None or t.group.share_filter in serve_groups
             ]
-        delivered = 0
         message_qos = message.qos
         message_retain = message.retain
         for target in targets:
@@ -431,6 +441,10 @@ class Broker:
                 )
             ):
                 delivered += 1
+                if session.connected:
+                    depth = len(session.queue) + session.spilled
+                    if depth > DEEP_QUEUE or depth * 2 > session.max_queued_messages:
+                        self.deep = session
             if queue_stats.dropped_overflow != dropped_before:
                 stats.messages_dropped += queue_stats.dropped_overflow - dropped_before
         return delivered

@@ -41,7 +41,7 @@ help:
 	@echo "make deps-system        apt-get install mosquitto-clients and mosquitto if missing"
 	@echo "make interop            Paho interoperability suite against a Roost started for it"
 	@echo "make interop-mosquitto  the same suite against Debian's mosquitto, for comparison"
-	@echo "make bench              Roost vs mosquitto (and amqtt) benchmark, ~13 min; table in docs/performance.md"
+	@echo "make bench              Roost (1 and 2 workers) vs mosquitto (and amqtt), ~17 min; table in docs/performance.md"
 	@echo "make bench-quick        the same, one short run per cell (~4 min)"
 	@echo "make bench-streams      device -> stream -> consumer throughput (part of make bench)"
 	@echo "make api-fuzz           schemathesis against the HTTP API's OpenAPI document (~2 min)"
@@ -144,7 +144,7 @@ bench-amqtt:
 		rm -rf $(AMQTT_VENV); \
 	fi
 
-# The full run (about 13 minutes): results in bench/results/latest.*, table in docs/performance.md.
+# The full run (about 17 minutes): results in bench/results/latest.*, table in docs/performance.md.
 bench: deps-system $(STAMP) bench-amqtt
 	BENCH_AMQTT=$(abspath $(AMQTT_VENV))/bin/amqtt $(BIN)/python -m bench.run --update-docs $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-streams

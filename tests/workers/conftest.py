@@ -129,11 +129,17 @@ class Workers:
         return int(index), int(pid)
 
     def connect_on(
-        self, worker: int, client_id: str = "", clean_start: bool = True, **kwargs: object
+        self,
+        worker: int,
+        client_id: str = "",
+        clean_start: bool = True,
+        version: int = V5,
+        **kwargs: object,
     ) -> Client:
-        """A connected v5 client on the given worker (connecting until the kernel picks it)."""
+        """A connected client (v5 unless `version` says otherwise) on the given worker
+        (connecting until the kernel picks it)."""
         for _ in range(60):
-            client = Client(self, client_id, V5)  # type: ignore[arg-type]
+            client = Client(self, client_id, version)  # type: ignore[arg-type]
             client.connect(clean_start=clean_start, **kwargs)  # type: ignore[arg-type]
             if self.worker_of(client)[0] == worker:
                 return client

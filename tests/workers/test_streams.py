@@ -143,14 +143,7 @@ def test_v311_publisher_on_worker_1_is_captured(box: tuple[Workers, Api]) -> Non
     api.declare("old", ["old/#"])
     probe = broker.connect_on(1)
     wait_declared_on(probe, "old/probe")
-    for _ in range(60):
-        client = Client(broker, "", V311)  # type: ignore[arg-type]
-        client.connect()
-        if broker.worker_of(client)[0] == 1:
-            break
-        client.disconnect()
-    else:
-        pytest.fail("could not reach worker 1")
+    client = broker.connect_on(1, version=V311)
     for n in range(10):
         client.publish("old/t", f"{n}".encode(), 1)
     assert payloads(api.fetch_all("old"), "old/t") == [f"{n}".encode() for n in range(10)]
@@ -223,14 +216,7 @@ def test_capture_not_confirmed_is_never_acknowledged_as_a_success(tmp_path: Path
         _, pid = broker.worker_of(holder)
         v5 = broker.connect_on(1)
         wait_declared_on(v5, "lost/probe")
-        for _ in range(60):
-            v3 = Client(broker, "", V311)  # type: ignore[arg-type]
-            v3.connect()
-            if broker.worker_of(v3)[0] == 1:
-                break
-            v3.disconnect()
-        else:
-            pytest.fail("could not reach worker 1")
+        v3 = broker.connect_on(1, version=V311)
         os.kill(pid, signal.SIGSTOP)
         try:
             waiting_v5 = v5.paho.publish("lost/t", b"v5", 1)

@@ -56,6 +56,13 @@ def test_the_shared_empty_containers_refuse_additions() -> None:
         s.awaiting_rel.add(1)
     with pytest.raises(TypeError):
         s.awaiting_rel.update({1})
+    ids = s.awaiting_rel
+    with pytest.raises(TypeError):
+        ids |= {1}
+    with pytest.raises(TypeError):
+        ids ^= {1}
+    with pytest.raises(TypeError):
+        ids.symmetric_difference_update({1})
     assert len(session("b").queue) == 0 and len(session("b").awaiting_rel) == 0
 
 

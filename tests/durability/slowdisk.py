@@ -5,8 +5,10 @@ compiler into the test's directory; tests skip when there is none."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,4 +52,21 @@ def slow_disk_env(directory: Path, delay_ms: int) -> dict[str, str]:
         [compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
         check=True,
     )
-    return {"LD_PRELOAD": str(library), "ROOST_SLOW_SYNC_US": str(delay_ms * 1000)}
+    env = {"LD_PRELOAD": str(library), "ROOST_SLOW_SYNC_US": str(delay_ms * 1000)}
+    # The library is in effect (ld.so only warns when it cannot load one): an fsync in a
+    # process with this environment takes at least the delay.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, tempfile, time\n"
+            "with tempfile.TemporaryFile() as f:\n"
+            "    t = time.monotonic(); os.fsync(f.fileno()); print(time.monotonic() - t)",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(probe.stdout) >= delay_ms / 1000, f"slow-disk library not in effect: {probe}"
+    return env

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ from tests.durability.crash import ROOT, Broker
 from tests.rawclient import Closed, RawClient
 
 KEEP = Properties(session_expiry_interval=3600)
-
-
-@pytest.fixture
-def roost(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def client(broker: Broker) -> RawClient:

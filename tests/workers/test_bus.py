@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
-from roost.cluster.link import HIGH_WATER
-from tests.integration.helpers import V5, Client, props
+from roost.cluster.link import DEEP_PATIENCE, HIGH_WATER
+from tests.integration.helpers import V5, Client, props, wait_until
 from tests.workers.conftest import Workers
 
 CONNECT = 1  # paho PacketTypes.CONNECT
@@ -133,15 +134,52 @@ def test_a_deep_subscriber_queue_holds_the_link_and_loses_no_qos1_message(
         sub.subscribe("deep/t", 1)
         broker.synced(sub, pub)
         sub.paho.manual_ack_set(True)
-        for i in range(1_000):
-            assert pub.publish("deep/t", i.to_bytes(4, "big"), 1) == 0
+        codes: list[int] = []
+
+        def publish_all() -> None:
+            for i in range(1_000):
+                codes.append(pub.publish("deep/t", i.to_bytes(4, "big"), 1))
+
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
+        # Acknowledged to the publisher: far more than the subscriber's queue holds (it
+        # takes nothing meanwhile, for less than the link's patience, DEEP_PATIENCE).
+        wait_until(lambda: len(codes) >= 500, 30, "500 PUBACKs")
         got = []
         while len(got) < 1_000:
             message = sub.expect_message()
             got.append(int.from_bytes(message.payload, "big"))
             sub.paho.ack(message.mid, 1)
+        publisher.join()
+        assert codes == [0] * 1_000
         assert got == list(range(1_000))
         pub.disconnect()
         sub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_a_subscriber_that_takes_nothing_does_not_hold_the_others_back(tmp_path: Path) -> None:
+    """A subscriber on worker 1 never acknowledges: after DEEP_PATIENCE without progress
+    worker 1 stops waiting for it (its own queue limit applies) and another session on
+    worker 1 still receives what worker 0 forwards [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        stuck = broker.connect_on(1)
+        other = broker.connect_on(1)
+        pub = broker.connect_on(0)
+        stuck.paho.manual_ack_set(True)
+        stuck.subscribe("stuck/t", 1)
+        other.subscribe("other/t", 1)
+        broker.synced(stuck, pub)
+        broker.synced(other, pub)
+        for i in range(400):
+            pub.publish("stuck/t", i.to_bytes(4, "big"), 1)
+        pub.publish("other/t", b"still flowing", 1)
+        assert other.expect_message(timeout=3 * DEEP_PATIENCE).payload == b"still flowing"
+        broker.wait_log(r"worker 1: \S+ does not take its messages", 1)
+        for client in (stuck, other, pub):
+            client.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()

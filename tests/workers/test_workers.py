@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import Client, props
+from tests.integration.helpers import V5, Client, props
 from tests.workers.conftest import Workers
 
 CONNECT = 1  # paho PacketTypes.CONNECT
@@ -127,8 +127,17 @@ def test_share_group_gets_each_message_once_box_wide(workers: Workers) -> None:
 def test_takeover_of_a_client_connected_to_the_other_worker(workers: Workers) -> None:
     """[MQTT-3.1.4-3] the existing connection of the client id is closed, DISCONNECT
     0x8E Session taken over, though it is on another worker."""
-    first = workers.connect_on(0, "taken")
-    second = workers.connect_on(1, "taken")
+    # `second` connects once per try: a retry landing on worker 0 would take `first` over
+    # on its own worker, and the cross-worker path would not be tested.
+    for _ in range(60):
+        first = workers.connect_on(0, "taken")
+        second = Client(workers, "taken", V5)  # type: ignore[arg-type]
+        second.connect()
+        if workers.worker_of(second)[0] == 1:
+            break
+        second.disconnect()
+    else:
+        pytest.fail("could not reach worker 1")
     assert first.expect_disconnect().reason_code == 0x8E
     second.subscribe("takeover/t", 1)
     pub = workers.connect_on(0)

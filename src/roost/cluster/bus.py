@@ -29,7 +29,7 @@ from roost.cluster.codec import (
 )
 from roost.cluster.link import ROUTES_MAX, InLink, OutLink, Peer
 from roost.core.message import Message
-from roost.core.session import SessionKey
+from roost.core.session import Session, SessionKey
 from roost.core.topics import parse_shared
 from roost.core.trie import SubscriptionTrie
 
@@ -66,6 +66,9 @@ class LocalBus:
         self.counts: dict[tuple[str, str], int] = {}
         # Per tenant, how many `$share` filters the local sessions have.
         self.shared: dict[str, int] = {}
+        # A subscriber not waited for (its queue stayed deep), until a loop time.
+        self._ignored: Session | None = None
+        self._ignored_until = 0.0
         self.needs_retained = True
         self._rotate = itertools.count()
         self._ids = itertools.count(1)
@@ -182,6 +185,26 @@ class LocalBus:
 
     # -- receiving -----------------------------------------------------------------------
 
+    def held_back(self) -> bool:
+        """Whether forwarded messages wait: a connected subscriber's queue they feed is
+        deep (Broker.deep), and it is not one that was given up on a moment ago."""
+        deep = self.broker.deep
+        if deep is None:
+            return False
+        if deep is self._ignored and asyncio.get_running_loop().time() < self._ignored_until:
+            self.broker.deep = None
+            return False
+        return True
+
+    def ignore_deep(self, session: Session, until: float) -> None:
+        """`session` did not take its messages in time: do not wait for it until `until`."""
+        log.info(
+            "worker %d: %s/%s does not take its messages; not held back for it",
+            self.index,
+            *session.key,
+        )
+        self._ignored, self._ignored_until = session, until
+
     def receive(self, link: InLink, data: bytes, pos: int, limit: int) -> int:
         """Take the whole frames of `data` from `pos` on, at most `limit` of them; where
         the first frame not taken starts."""
@@ -206,7 +229,7 @@ class LocalBus:
                     # No local `$share` filter in the tenant: no group to leave out.
                     serve = groups if groups or message.tenant in shared else None
                     publish(message, now, count=False, forward=False, serve_groups=serve)
-                    if self.broker.deep is not None:
+                    if self.broker.deep is not None and self.held_back():
                         return stop  # a subscriber's queue is deep: the link waits
                 else:
                     self._control(link, Kind(kind), Reader(data[pos + HEADER.size : stop]))
@@ -529,7 +552,8 @@ class LocalBus:
         )
         for delivery in h.deliveries:
             session.enqueue(delivery)
-        session.awaiting_rel.update(h.awaiting_rel)
+        for packet_id in h.awaiting_rel:  # journaled, so that a crash here keeps them
+            session.add_awaiting_rel(packet_id)
         log.info(
             "worker %d: session %s/%s handed over (%d subscriptions, %d messages)",
             self.index,

@@ -29,6 +29,11 @@ FRAMES_PER_TURN = 256
 # quarter of its limit).
 DEEP_WAIT = 0.002
 DRAINED_QUEUE = 250
+# A subscriber whose deep queue does not shrink for DEEP_PATIENCE seconds (it takes
+# nothing) is not waited for during the next DEEP_IGNORE seconds: its own queue limit
+# applies, and the other sessions' messages flow.
+DEEP_PATIENCE = 2.0
+DEEP_IGNORE = 10.0
 # Topics whose match against a peer's summary is remembered, per tenant (then forgotten).
 ROUTES_MAX = 4096
 
@@ -174,6 +179,10 @@ class InLink(asyncio.Protocol):
         self.pending = b""
         self.offset = 0
         self.waiting = False
+        # Since when a deep subscriber queue has not shrunk below `deep_depth` (None: not
+        # waiting for one).
+        self.deep_since: float | None = None
+        self.deep_depth = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -190,13 +199,13 @@ class InLink(asyncio.Protocol):
 
     def _take(self, data: bytes, pos: int) -> None:
         end = len(data)
-        broker = self.bus.broker
-        if broker.deep is None:
-            pos = self.bus.receive(self, data, pos, FRAMES_PER_TURN)
+        bus = self.bus
+        if not bus.held_back():
+            pos = bus.receive(self, data, pos, FRAMES_PER_TURN)
         need = HEADER.size
         if end - pos >= HEADER.size:
             need = HEADER.unpack_from(data, pos)[0] + 4
-        if end - pos >= need or broker.deep is not None:
+        if end - pos >= need or bus.held_back():
             # Whole frames left (the next loop turn takes them) or a subscriber's queue
             # is deep (a later turn, once it is drained): no reading meanwhile.
             if not self.waiting and self.transport is not None:
@@ -214,16 +223,23 @@ class InLink(asyncio.Protocol):
         if transport is None or transport.is_closing():
             self.pending = b""
             return
-        broker = self.bus.broker
-        deep = broker.deep
-        if deep is not None:
+        bus = self.bus
+        deep = bus.broker.deep
+        if deep is not None and bus.held_back():
             depth = len(deep.queue) + deep.spilled
             if deep.connected and depth > min(DRAINED_QUEUE, deep.max_queued_messages // 4):
                 # Wait until its subscriber has taken most of it; meanwhile the peer's
-                # write buffer fills and its flow control pauses its publishers.
-                asyncio.get_running_loop().call_later(DEEP_WAIT, self._next_turn)
-                return
-            broker.deep = None
+                # write buffer fills and its flow control pauses its publishers. A
+                # subscriber that does not take its messages is not waited for long.
+                now = asyncio.get_running_loop().time()
+                if self.deep_since is None or depth < self.deep_depth:
+                    self.deep_since, self.deep_depth = now, depth  # it makes progress
+                if now - self.deep_since < DEEP_PATIENCE:
+                    asyncio.get_running_loop().call_later(DEEP_WAIT, self._next_turn)
+                    return
+                bus.ignore_deep(deep, now + DEEP_IGNORE)
+            bus.broker.deep = None
+        self.deep_since = None
         data, pos = self.pending, self.offset
         self.pending = b""
         self.waiting = False

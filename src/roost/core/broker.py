@@ -92,9 +92,9 @@ class Broker:
         self.forward: Callable[[Message, tuple[str, ...]], int] | None = None
         # Told (tenant, filter, +1 / -1) as sessions' subscriptions come and go.
         self.on_filter_change: Callable[[str, str, int], None] | None = None
-        # The last connected session whose queue grew deep (DEEP_QUEUE) as `publish` fed it:
-        # what worker processes read forwarded messages against (cluster/link.py). Its
-        # reader clears it.
+        # With worker processes, the last connected session whose queue grew deep
+        # (DEEP_QUEUE) as `publish` fed it: what forwarded messages are read against
+        # (cluster/link.py), which clears it. Not watched with a single process.
         self.deep: Session | None = None
 
     # -- sessions ------------------------------------------------------------------------
@@ -261,16 +261,16 @@ class Broker:
             queue_overflow=self.config.queue_overflow,
             max_in_memory=self.config.max_queued_in_memory,
         )
-        session.expiry_interval = expiry_interval
         session.device_id = device_id
         session.subscription_qos = subscription_qos
         session.disconnected_at = now
         session.journal = self.journal
-        session.own_awaiting_rel()  # the caller adds the handed-over ones
         self.sessions[key] = session
         self.quotas.of(key[0]).sessions += 1
         for subscription in subscriptions:
             self.subscribe(session, subscription)
+        # Set last: `subscribe` saves a session with an expiry; this saves it once.
+        session.expiry_interval = expiry_interval
         self._save(session)
         return session
 
@@ -419,6 +419,8 @@ class Broker:
             ]
         message_qos = message.qos
         message_retain = message.retain
+        # Queue depth matters only to worker processes (cluster/link.py).
+        watch_depth = self.forward is not None
         for target in targets:
             if only is not None and target.client_id != only:
                 continue
@@ -441,7 +443,7 @@ class Broker:
                 )
             ):
                 delivered += 1
-                if session.connected:
+                if watch_depth and session.connected:
                     depth = len(session.queue) + session.spilled
                     if depth > DEEP_QUEUE or depth * 2 > session.max_queued_messages:
                         self.deep = session

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from roost.core.message import Delivery, Message
+from roost.empty import NO_IDS
 from roost.mqtt.packets import Subscription
 
 if TYPE_CHECKING:
@@ -54,21 +55,7 @@ class _SharedEmptyQueue(deque[Delivery]):
         raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
 
 
-class _SharedEmptyIds(set[int]):
-    """The inbound QoS 2 packet ids awaiting PUBREL of every session that has none yet:
-    one empty set for all (an empty set takes 216 bytes); adding to it raises."""
-
-    __slots__ = ()
-
-    def add(self, element: int, /) -> None:
-        raise TypeError("the shared empty id set is read-only: use Session.own_awaiting_rel()")
-
-    def update(self, *s: Iterable[int]) -> None:
-        raise TypeError("the shared empty id set is read-only: use Session.own_awaiting_rel()")
-
-
 _NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
-_NO_IDS: set[int] = _SharedEmptyIds()
 
 
 class Session:
@@ -139,7 +126,7 @@ class Session:
         self.spill_seq = 0  # store change that wrote the last spilled delivery
         self._refill_waiting = False
         # Shared and empty until the first one (own_awaiting_rel()).
-        self.awaiting_rel: set[int] = _NO_IDS
+        self.awaiting_rel: set[int] = NO_IDS
         self.max_queued_messages = max_queued_messages
         self.max_queued_bytes = max_queued_bytes
         self.queue_overflow = queue_overflow
@@ -164,7 +151,7 @@ class Session:
     def own_awaiting_rel(self) -> set[int]:
         """The packet ids awaiting PUBREL, to add to (made on first use)."""
         ids = self.awaiting_rel
-        if ids is _NO_IDS:
+        if ids is NO_IDS:
             ids = self.awaiting_rel = set()
         return ids
 

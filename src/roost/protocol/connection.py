@@ -12,6 +12,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from roost.empty import NO_IDS
 from roost.errors import MQTTError, PacketTooLarge, UnsupportedProtocolVersion
 from roost.mqtt.codec import (
     decode,
@@ -94,18 +95,6 @@ def _without_problem_info(packet: Packet, props: Properties) -> Packet:
     return replace(packet, properties=stripped)  # type: ignore[arg-type]
 
 
-class _SharedEmptyIds(set[int]):
-    """The inbound packet ids of every connection that has none in flight yet: one empty
-    set for all (an empty set takes 216 bytes); adding to it raises."""
-
-    __slots__ = ()
-
-    def add(self, element: int, /) -> None:
-        raise TypeError("the shared empty id set is read-only")
-
-
-_NO_IDS: set[int] = _SharedEmptyIds()
-
 # The encoded 3.x CONNACK 0x00, by (Session Present, protocol version).
 _ACCEPTED: dict[tuple[bool, ProtocolVersion], bytes] = {}
 
@@ -174,7 +163,7 @@ class ServerConnection:
         self._outbound_aliases: OutboundAliases | None = None
         # Inbound QoS 1/2 packet ids not yet completed (PUBACK/PUBCOMP not sent); shared
         # and empty until the first.
-        self._inbound_unacked: set[int] = _NO_IDS
+        self._inbound_unacked: set[int] = NO_IDS
 
     @property
     def closed(self) -> bool:
@@ -359,7 +348,7 @@ class ServerConnection:
         if len(self._inbound_unacked) >= quota:
             # [MQTT-3.3.4-7]: more than Receive Maximum unacknowledged -> 0x93
             return self.fail(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
-        if self._inbound_unacked is _NO_IDS:
+        if self._inbound_unacked is NO_IDS:
             self._inbound_unacked = set()
         self._inbound_unacked.add(packet_id)
         return ev.PublishReceived(packet, False)
@@ -542,7 +531,7 @@ class ServerConnection:
             self._out.append(encode_ack(_PUBACK, packet_id, reason_code, self.version))
         else:
             self.send(Puback(packet_id=packet_id, reason_code=reason_code))
-        self._inbound_unacked.discard(packet_id)
+        self.inbound_completed(packet_id)
 
     def send_pubrec(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
         self.send(Pubrec(packet_id=packet_id, reason_code=reason_code))

@@ -112,6 +112,23 @@ def run(topology: str, qos: int, messages: int, batch: int) -> float:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = RoostServer(config)
+    try:
+        return _measure(server, loop, topology, qos, messages, batch)
+    finally:
+        server.store.close()
+        asyncio.set_event_loop(None)
+        loop.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _measure(
+    server: RoostServer,
+    loop: asyncio.AbstractEventLoop,
+    topology: str,
+    qos: int,
+    messages: int,
+    batch: int,
+) -> float:
     pubs_n, subs_n = (10, 10) if topology == "p2p" else (100, 1)
     subs = [connect(server, loop, f"sub-{i}") for i in range(subs_n)]
     pubs = [connect(server, loop, f"pub-{i}") for i in range(pubs_n)]
@@ -167,8 +184,6 @@ def run(topology: str, qos: int, messages: int, batch: int) -> float:
         elapsed += clock() - started
         if delivered == before:
             raise RuntimeError("nothing delivered: see the broker's log")
-    loop.close()
-    shutil.rmtree(data_dir, ignore_errors=True)
     return delivered / elapsed
 
 

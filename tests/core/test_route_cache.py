@@ -120,6 +120,7 @@ def test_routing_stays_right_past_the_number_of_topics_kept() -> None:
     broker.subscribe(session, sub("t/+"))
     topics = [f"t/{i}" for i in range(router_module.MAX_ROUTES + 5)]
     assert sum(broker.publish(Message(topic=topic), 1.0) for topic in topics) == len(topics)
+    assert len(broker.routers["default"]._routes) <= router_module.MAX_ROUTES  # bounded
     broker.subscribe(session, sub("t/3", qos=1, sub_id=9))
     session.clear_messages()
     assert broker.publish(Message(topic="t/3", qos=1), 2.0) == 1

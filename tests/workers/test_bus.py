@@ -105,8 +105,9 @@ def test_messages_larger_than_a_read_cross_whole_and_in_order(workers: Workers) 
 
 
 def test_workers_open_their_listeners_once_linked(workers: Workers) -> None:
-    """A worker waits for its links before it accepts clients: a client of the first
-    moments is claimed box-wide and its messages are routed (docs/workers.md)."""
+    """A worker waits for its links before it accepts clients, so that a client of the
+    first moments is claimed box-wide (docs/workers.md): both workers log their links
+    before either listener opens."""
     text = workers.text()
     linked = [
         text.index("worker 0: linked to worker 1"),

@@ -126,3 +126,25 @@ def test_routing_stays_right_past_the_number_of_topics_kept() -> None:
     assert broker.publish(Message(topic="t/3", qos=1), 2.0) == 1
     (delivery,) = drain(session)
     assert (delivery.qos, delivery.subscription_identifiers) == (1, (9,))
+
+
+def test_a_group_not_served_here_keeps_its_rotation_for_forwarded_messages() -> None:
+    """A message forwarded by another worker picks members only for the `$share` groups it
+    is served here for (`serve_groups`); the other groups' rotation is left as it was, so
+    their members still take turns over the messages they do get."""
+    broker, _ = make_broker()
+    a1, a2, b1, b2 = (
+        broker.open_session("default", n, True, 0, 0.0)[0] for n in ("a1", "a2", "b1", "b2")
+    )
+    for session, group in ((a1, "a"), (a2, "a"), (b1, "b"), (b2, "b")):
+        broker.subscribe(session, sub(f"$share/{group}/jobs", qos=1))
+    only_a = frozenset({"$share/a/jobs"})
+    for forwarded in (False, True, False, True, False, False):
+        if forwarded:
+            broker.publish(Message(topic="jobs", qos=1), 1.0, forward=False, serve_groups=only_a)
+        else:
+            broker.publish(Message(topic="jobs", qos=1), 1.0)
+    # Group b was served for the four local messages only, alternately.
+    assert (len(drain(b1)), len(drain(b2))) == (2, 2)
+    # Group a for all six.
+    assert (len(drain(a1)), len(drain(a2))) == (3, 3)

@@ -392,7 +392,8 @@ class Broker:
         (`only`: to that client's session alone). Returns the number of sessions it was
         delivered to. With worker processes, the message is also forwarded to the other
         workers unless `forward` is False; `serve_groups`: of the `$share` groups, only
-        these are served here (a message forwarded by another worker)."""
+        these are served here, the others' members not even picked (a message forwarded
+        by another worker)."""
         stats = self.stats
         if count:
             stats.messages_received += 1
@@ -405,18 +406,19 @@ class Broker:
             return 0 if fwd is None else fwd(message, ())
         sessions = self.sessions
         tenant = message.tenant
-        targets = router.route(message.topic, message.publisher)
+        targets = router.route(message.topic, message.publisher, serve_groups)
         # Other workers with a matching subscription count as matched (PUBACK 0x00, not
         # 0x10 No matching subscribers).
         delivered = 0
         if fwd is not None:
-            delivered = fwd(
-                message, tuple(t.group.share_filter for t in targets if t.group is not None)
-            )
-        if serve_groups is not None:
-            targets = [
-                t for t in targets if t.group is None or t.group.share_filter in serve_groups
-            ]
+            # The groups' targets come last (Router.route): none when the last has none.
+            if targets and targets[-1].group is not None:
+                groups: tuple[str, ...] = tuple(
+                    t.group.share_filter for t in targets if t.group is not None
+                )
+            else:
+                groups = ()
+            delivered = fwd(message, groups)
         message_qos = message.qos
         message_retain = message.retain
         # Queue depth matters only to worker processes (cluster/link.py).

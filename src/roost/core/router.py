@@ -27,11 +27,11 @@ class ShareGroup:
     topic_filter: str
     members: dict[str, SessionSubscription] = field(default_factory=dict)
     cursor: int = 0
+    # The group as subscribed: `$share/{group}/{filter}`.
+    share_filter: str = field(init=False)
 
-    @property
-    def share_filter(self) -> str:
-        """The group as subscribed: `$share/{group}/{filter}`."""
-        return f"$share/{self.group}/{self.topic_filter}"
+    def __post_init__(self) -> None:
+        self.share_filter = f"$share/{self.group}/{self.topic_filter}"
 
 
 @dataclass(slots=True)
@@ -157,14 +157,20 @@ class Router:
             self.on_change(topic_filter, -1)
         return True
 
-    def route(self, topic: str, publisher: str | None) -> list[Target]:
+    def route(
+        self, topic: str, publisher: str | None, serve_groups: frozenset[str] | None = None
+    ) -> list[Target]:
         """Targets for a message on `topic`: one per session for its non-shared
         subscriptions, merged [MQTT-3.3.4-2], and one per matching `$share` group; a
-        client in both gets two copies (MQTT 5 section 4.8.2).
+        client in both gets two copies (MQTT 5 section 4.8.2). `serve_groups`: only these
+        groups (full filters) are served, the others get no target and keep their
+        strategy's cursor (a message forwarded by another worker); None: all of them.
 
         What matches a topic is kept until the next subscription change (`_routes`); the
         member of each group is still picked per message, and No Local applied per
-        publisher. The list and targets may be shared with later calls: read them only."""
+        publisher. The groups' targets come after all the others, so a list holds one iff
+        its last target has a group. The list and targets may be shared with later calls:
+        read them only."""
         route = self._routes.get(topic)
         if route is None:
             route = self._route(topic)
@@ -176,6 +182,8 @@ class Router:
             return merged
         targets = list(merged)
         for group in groups:
+            if serve_groups is not None and group.share_filter not in serve_groups:
+                continue
             client_id = self._pick(group)
             sub = group.members[client_id]
             identifier = sub.subscription_identifier

@@ -221,13 +221,18 @@ def test_capture_not_confirmed_is_never_acknowledged_as_a_success(tmp_path: Path
         v5 = broker.connect_on(1)
         wait_declared_on(v5, "lost/probe")
         v3 = broker.connect_on(1, version=V311)
+        # Worker 1 routes a PUBLISH to its local subscribers, then sends the capture to
+        # worker 0 in the same step: the watcher receiving both shows they were read.
+        watcher = broker.connect_on(1)
+        watcher.subscribe("lost/t", 1)
         os.kill(pid, signal.SIGSTOP)
         try:
             waiting_v5 = v5.paho.publish("lost/t", b"v5", 1)
             waiting_v3 = v3.paho.publish("lost/t", b"v3", 1)
-            time.sleep(0.3)  # both PUBLISH packets reach worker 1 (either way: no success)
+            assert sorted(m.payload for m in watcher.expect_messages(2)) == [b"v3", b"v5"]
         finally:
             os.kill(pid, signal.SIGKILL)
+        watcher.disconnect()  # "lost/t" matches nothing on worker 1 again
         code, _ = v5._wait_ack(waiting_v5.mid)
         assert code == 0x80
         assert v3.expect_disconnect() is not None

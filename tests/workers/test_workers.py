@@ -63,10 +63,18 @@ def test_wildcards_across_workers_one_copy_per_session(workers: Workers) -> None
 
 def test_retained_message_is_held_by_every_worker(workers: Workers) -> None:
     """[MQTT-3.3.1-6] a new subscription gets the retained message, on either worker;
-    [MQTT-3.3.1-10] a retained empty payload removes it everywhere."""
+    [MQTT-3.3.1-10] a retained empty payload removes it everywhere.
+
+    Each retained publish is followed, on the same connection, by a live message that a
+    witness on the other worker receives: the bus keeps each link's order, so the retained
+    one has reached that worker by then."""
     pub = workers.connect_on(0)
+    witness1 = workers.connect_on(1)
+    witness1.subscribe("retseen/1", 1)
+    workers.synced(witness1, pub)
     pub.publish("ret/a", b"kept", 1, retain=True)
-    pub.barrier()
+    pub.publish("retseen/1", b"after kept", 1)
+    assert witness1.expect_message().payload == b"after kept"
     for worker in (0, 1):
         sub = workers.connect_on(worker)
         sub.subscribe("ret/#", 1)
@@ -74,16 +82,19 @@ def test_retained_message_is_held_by_every_worker(workers: Workers) -> None:
         assert (message.topic, message.payload, message.retain) == ("ret/a", b"kept", True)
         sub.disconnect()
     clearer = workers.connect_on(1)
+    witness0 = workers.connect_on(0)
+    witness0.subscribe("retseen/0", 1)
+    workers.synced(witness0, clearer)
     clearer.publish("ret/a", b"", 1, retain=True)
-    clearer.barrier()
-    pub.barrier()
+    clearer.publish("retseen/0", b"after clear", 1)
+    assert witness0.expect_message().payload == b"after clear"
     for worker in (0, 1):
         sub = workers.connect_on(worker)
         sub.subscribe("ret/#", 1)
         sub.expect_no_message()
         sub.disconnect()
-    pub.disconnect()
-    clearer.disconnect()
+    for client in (pub, clearer, witness0, witness1):
+        client.disconnect()
 
 
 def test_share_group_gets_each_message_once_box_wide(workers: Workers) -> None:

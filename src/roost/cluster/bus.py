@@ -32,6 +32,7 @@ from roost.core.message import Message
 from roost.core.session import Session, SessionKey
 from roost.core.topics import parse_shared
 from roost.core.trie import SubscriptionTrie
+from roost.server.flow import INPUT_LINK
 
 if TYPE_CHECKING:
     from roost.server.context import ServerContext
@@ -427,18 +428,9 @@ class LocalBus:
             len(blocked),
         )
         for handler in blocked.values():
-            transport = handler.transport
-            if (
-                handler._closed
-                or handler._authenticating is not None
-                or handler._input_paused
-                or transport.is_closing()
-            ):
-                continue  # gone, or its own pause resumes it
+            # Read again unless another link holds it (or another reason: flow.INPUT_*).
             if not any(p.paused and handler in p.blocked.values() for p in self.peer_list):
-                resume = getattr(transport, "resume_reading", None)
-                if resume is not None:
-                    resume()
+                handler.resume_input(INPUT_LINK)
 
     def _block(self, peer: Peer, message: Message) -> None:
         publisher = message.publisher
@@ -448,10 +440,8 @@ class LocalBus:
         handler = self.ctx.connections.get(key)
         if handler is None:
             return
-        transport = handler.transport
-        pause = getattr(transport, "pause_reading", None)
-        if pause is not None and not transport.is_closing():
-            pause()
+        if not handler.transport.is_closing():
+            handler.pause_input(INPUT_LINK)
             peer.blocked[key] = handler
 
     def _send_retained(self, peer: Peer) -> None:

@@ -25,20 +25,13 @@ from roost.server.connect import (
     match_certificate_identity,
     negotiate,
 )
+from roost.server.flow import INPUT_CHECK
 from roost.server.inbound import canonical_response_topic
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
 
 log = logging.getLogger(__name__)
-
-
-# CONNACK 0x00 without properties (3.x, and v5 with nothing to announce), made once:
-# indexed by Session Present.
-_ACCEPTED = (
-    Connack(session_present=False, reason_code=ReasonCode.SUCCESS),
-    Connack(session_present=True, reason_code=ReasonCode.SUCCESS),
-)
 
 
 class PendingAuth:
@@ -200,9 +193,7 @@ def _hold_input(h: ConnectionHandler) -> PendingAuth:
     """Hold the connection's later packets while its CONNECT waits for something off the
     event loop's turn (a credential check, other workers' answers)."""
     pending = h._authenticating = PendingAuth()
-    pause = getattr(h.transport, "pause_reading", None)
-    if pause is not None:
-        pause()
+    h.pause_input(INPUT_CHECK)
     return pending
 
 
@@ -211,9 +202,7 @@ def _resume_input(h: ConnectionHandler) -> bool:
     h._authenticating = None
     if h._closed:
         return False
-    resume = getattr(h.transport, "resume_reading", None)
-    if resume is not None and not h.transport.is_closing():
-        resume()
+    h.resume_input(INPUT_CHECK)
     h._begin()
     return True
 
@@ -281,12 +270,10 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
                 authentication_data=h._success_auth_data,
             )
     # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
-    if props is NO_PROPERTIES:
-        h.conn.accept(_ACCEPTED[present])
-    else:
-        h.conn.accept(
-            Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
-        )
+    # (The 3.x CONNACK's bytes are made once, by the connection.)
+    h.conn.accept(
+        Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
+    )
     h._connect = h._negotiated = None  # not needed any more
     h._cancel_timer()
     h._arm_keep_alive()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
@@ -26,6 +25,7 @@ from roost.server.connect import (
     Negotiated,
 )
 from roost.server.context import ServerContext
+from roost.server.flow import INPUT_TURNS, OutputGate
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,11 @@ class ConnectionHandler:
     __slots__ = (
         "_auth_method",
         "_authenticating",
-        "_close_when_released",
         "_closed",
         "_connect",
-        "_deferred",
         "_enhanced",
         "_flush_scheduled",
+        "_gate",
         "_input_paused",
         "_mark",
         "_negotiated",
@@ -135,12 +134,12 @@ class ConnectionHandler:
         self._paused = False
         self._flush_scheduled = False
         self._authenticating: PendingAuth | None = None
-        self._input_paused = False
+        # The reasons its input is paused (INPUT_*), 0 when it is read.
+        self._input_paused = 0
         self._closed = False
-        # Output waiting for the store: (change seq it reveals, bytes), in order; or for
-        # worker 0's answer to a stream capture (a HeldAck).
-        self._deferred: deque[tuple[int, bytes | HeldAck]] | None = None
-        self._close_when_released = False
+        # Output waiting for the store or for worker 0 (made when first needed).
+        self._gate: OutputGate | None = None
+        # The committer's barrier_seq when the unit of work began (see _begin).
         self._mark = 0
         # The slot of this connection's deadline in the timer wheel (CONNECT, keep alive).
         self._timer: int | None = ctx.timers.add(self, loop.time() + m.connect_timeout)
@@ -188,17 +187,32 @@ class ConnectionHandler:
         elif conn.more_input:
             # A large read: take the rest in later turns, so that other connections (and
             # this one's subscribers) are served in between; stop reading meanwhile.
-            if not self._input_paused:
-                self._input_paused = True
-                pause = getattr(self.transport, "pause_reading", None)
-                if pause is not None:
-                    pause()
+            self.pause_input(INPUT_TURNS)
             self.loop.call_soon(self.data_received, b"")
         elif self._input_paused:
-            self._input_paused = False
-            resume = getattr(self.transport, "resume_reading", None)
-            if resume is not None and not self.transport.is_closing():
-                resume()
+            self.resume_input(INPUT_TURNS)
+
+    def pause_input(self, reason: int) -> None:
+        """Stop reading the connection for `reason` (flow.INPUT_*), whatever other
+        reasons hold already."""
+        paused = self._input_paused
+        self._input_paused = paused | reason
+        if not paused:
+            pause = getattr(self.transport, "pause_reading", None)
+            if pause is not None and not self.transport.is_closing():
+                pause()
+
+    def resume_input(self, reason: int) -> None:
+        """`reason` no longer holds: read again if no other one does."""
+        paused = self._input_paused
+        if not paused & reason:
+            return
+        paused = self._input_paused = paused & ~reason
+        if paused or self._closed:
+            return
+        resume = getattr(self.transport, "resume_reading", None)
+        if resume is not None and not self.transport.is_closing():
+            resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The network connection is gone (error, peer close or our own close)."""
@@ -336,30 +350,20 @@ class ConnectionHandler:
         """Write what the protocol produced; if it reveals changes not yet committed (an
         acknowledgement of a stored message, a PUBLISH with its packet id journaled, ...),
         hold it, and everything after it, until the commit. Output behind an
-        acknowledgement waiting for a stream capture on worker 0 waits too."""
+        acknowledgement waiting for a stream capture on worker 0 waits too (server/flow.py)."""
         data = self.conn.data_to_send()
         if not data:
             return
-        committer = self.ctx.committer
-        if committer is not None:
-            needed = committer.write_seq if committer.barrier_seq > self._mark else 0
-            deferred = self._deferred
-            if deferred:
-                needed = max(needed, deferred[-1][0])
-            if needed > committer.committed_seq:
-                if deferred is None:
-                    deferred = self._deferred = deque()
-                deferred.append((needed, data))
-                committer.after_commit(needed, self._release)
-                return
-            if deferred:  # behind an acknowledgement waiting for worker 0
-                deferred.append((needed, data))
-                return
-        elif self._deferred:  # idem, without a durable store
-            self._deferred.append((0, data))
-            return
-        if not self.transport.is_closing():
-            self.transport.write(data)
+        gate = self._gate
+        if not gate:  # nothing waits
+            committer = self.ctx.committer
+            if committer is None or committer.barrier_seq <= self._mark:
+                if not self.transport.is_closing():
+                    self.transport.write(data)
+                return  # it reveals no change
+            if gate is None:
+                gate = self._gate = OutputGate(self)
+        gate.write(data)
 
     def hold_for_capture(self, held: HeldAck, code: int) -> None:
         """Worker processes: the acknowledgement (PUBACK / PUBREC with `code`) of the
@@ -373,79 +377,16 @@ class ConnectionHandler:
         else:
             conn.send_pubrec(held.packet_id, code)
         held.data = conn.data_to_send()
-        committer = self.ctx.committer
-        deferred = self._deferred
-        if deferred is None:
-            deferred = self._deferred = deque()
-        needed = 0
-        if committer is not None:
-            needed = committer.write_seq if committer.barrier_seq > self._mark else 0
-            if deferred:
-                needed = max(needed, deferred[-1][0])
-            if needed > committer.committed_seq:
-                committer.after_commit(needed, self._release)
-        deferred.append((needed, held))
+        gate = self._gate
+        if gate is None:
+            gate = self._gate = OutputGate(self)
+        gate.hold_ack(held)
 
     def capture_settled(self) -> None:
         """Worker 0 answered (or could not) a capture whose acknowledgement waits here."""
-        if self._deferred:
-            self._release()
-
-    def _release(self) -> None:
-        """A commit finished (or a capture was answered): write what no longer waits, in
-        order."""
-        committer = self.ctx.committer
-        committed = 0 if committer is None else committer.committed_seq
-        deferred = self._deferred
-        if deferred is None:
-            return
-        while deferred and deferred[0][0] <= committed:
-            data = deferred[0][1]
-            if not isinstance(data, bytes):
-                if data.ok is None:
-                    return  # worker 0 has not answered yet
-                if not data.ok and not self._capture_failed(data):
-                    return
-                data = data.data
-            deferred.popleft()
-            if not self.transport.is_closing():
-                self.transport.write(data)
-        if not deferred and self._close_when_released:
-            self._close_when_released = False
-            self._close_transport()
-
-    def _capture_failed(self, held: HeldAck) -> bool:
-        """Worker 0 did not confirm the capture (link lost, no answer in time): never a
-        false success. v5: the acknowledgement carries 0x80 Unspecified error; 3.x: the
-        connection closes without it, so that the device sends the message again. False
-        when the rest of the output is dropped."""
-        deferred = self._deferred
-        assert deferred is not None
-        session = self.session
-        if self._closed or session is None:
-            deferred.clear()
-            if self._close_when_released:
-                self._close_when_released = False
-                self._close_transport()
-            return False
-        conn = self.conn
-        if conn.version != ProtocolVersion.V5:
-            deferred.clear()
-            log.warning(
-                "closing %s: stream capture of packet %d not confirmed by worker 0",
-                self.client_id_for_log,
-                held.packet_id,
-            )
-            conn.fail(ReasonCode.UNSPECIFIED_ERROR, "stream capture not confirmed")
-            self._close(publish_will=True)
-            return False
-        if held.qos == 2:
-            session.remove_awaiting_rel(held.packet_id)
-            conn.send_pubrec(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
-        else:
-            conn.send_puback(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
-        held.data = conn.data_to_send()
-        return True
+        gate = self._gate
+        if gate:
+            gate.release()
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -523,8 +464,9 @@ class ConnectionHandler:
         if self._closed:
             return
         self._finish(publish_will)
-        if self._deferred:
-            self._close_when_released = True
+        gate = self._gate
+        if gate:
+            gate.close_when_released = True
             self.loop.call_later(CLOSE_LINGER_SECONDS, self.transport.abort)
             return
         self._close_transport()

@@ -61,7 +61,7 @@ def test_serve_round_trip_and_graceful_shutdown(tmp_path: Path, sig: signal.Sign
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(0.5)
+        # Retained, so that it reaches the subscriber whenever its SUBSCRIBE lands.
         subprocess.run(
             [
                 "mosquitto_pub",
@@ -75,6 +75,7 @@ def test_serve_round_trip_and_graceful_shutdown(tmp_path: Path, sig: signal.Sign
                 "hello",
                 "-q",
                 "1",
+                "-r",
             ],
             check=True,
             timeout=10,

@@ -202,6 +202,9 @@ class ServerConfig:
     ports (SO_REUSEPORT), routing to each other over a local bus (docs/workers.md)."""
 
     workers: int = 1
+    # How long a CONNECT waits for the other workers' answers to its claim of the client
+    # id; a session handed over later is merged into the client's new one.
+    claim_timeout: float = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -432,6 +435,7 @@ def validate(config: Config) -> None:
         ),
         (bool(config.listeners), "at least one listener is required"),
         (1 <= config.server.workers <= 64, "server.workers must be 1..64"),
+        (config.server.claim_timeout >= 0, "server.claim_timeout must be >= 0"),
         (
             config.registry.scrypt_n >= 2
             and not config.registry.scrypt_n & (config.registry.scrypt_n - 1),

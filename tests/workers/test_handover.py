@@ -1,0 +1,191 @@
+"""A persistent session handed over between worker processes: its QoS 1/2 exchanges under
+way keep their packet ids and complete on the new worker; a hand-over arriving after the
+claim timed out (`[server] claim_timeout = 0`) is merged, not lost (docs/workers.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+
+from roost.mqtt.constants import ProtocolVersion
+from roost.mqtt.packets import (
+    Connack,
+    Disconnect,
+    Packet,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+)
+from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
+from tests.rawclient import RawClient
+from tests.workers.conftest import Workers
+
+WHERE = "$SYS/broker/worker"
+VERSIONS = {V5: ProtocolVersion.V5, V311: ProtocolVersion.V311}
+
+
+def place(
+    workers: Workers, client_id: str, version: int
+) -> tuple[RawClient, int, bool, list[Packet]]:
+    """One persistent connection (clean start 0; v5: expiry 300 s): the client, the worker it
+    is on, Session Present, and what the broker sent between CONNACK and the answer to
+    our SUBSCRIBE (the resent exchanges [MQTT-4.4.0-1])."""
+    client = RawClient(workers.host, workers.port, VERSIONS[version], timeout=TIMEOUT)
+    expiry = Properties(session_expiry_interval=300) if version == V5 else None
+    connack = client.connect(client_id, clean_start=False, properties=expiry)
+    assert isinstance(connack, Connack) and connack.reason_code == 0, connack
+    client.send(Subscribe(packet_id=60_000, subscriptions=(Subscription(topic_filter=WHERE),)))
+    before: list[Packet] = []
+    while not isinstance(packet := client.recv(), Suback):
+        before.append(packet)
+    while not (isinstance(packet := client.recv(), Publish) and packet.topic == WHERE):
+        before.append(packet)
+    worker = int(packet.payload.split()[0])
+    client.send(Unsubscribe(packet_id=60_001, topic_filters=(WHERE,)))
+    while not isinstance(packet := client.recv(), Unsuback):
+        assert isinstance(packet, Publish) and packet.topic == WHERE, packet
+    return client, worker, connack.session_present, before
+
+
+def leave(client: RawClient) -> None:
+    client.send(Disconnect())
+    client.close()
+
+
+def recv(client: RawClient) -> Packet:
+    """The next packet, a later `$SYS` round aside."""
+    while isinstance(packet := client.recv(), Publish) and packet.topic == WHERE:
+        pass
+    return packet
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_exchanges_under_way_keep_their_packet_ids_on_the_other_worker(
+    workers: Workers, version: int
+) -> None:
+    """[MQTT-4.4.0-1] [MQTT-3.3.1-1] a session with a QoS 1 PUBLISH unacknowledged, a
+    QoS 2 one released (PUBREC received, PUBREL sent) and a QoS 2 one unacknowledged moves
+    to the other worker: on resume there it gets PUBLISH DUP=1, PUBREL and PUBLISH DUP=1
+    under the same packet ids, and each exchange completes with them; the inbound QoS 2
+    packet id awaiting PUBREL survives too [MQTT-4.3.3-9]."""
+    client_id = f"ids-{version}"
+    topic = f"ids/{version}"
+    for _ in range(60):
+        sub, worker, _, _ = place(workers, client_id, version)
+        if worker == 0:
+            break
+        leave(sub)
+    else:
+        pytest.fail("could not reach worker 0")
+    sub.subscribe(topic, 2)
+    pub = workers.connect_on(0)
+    pub.publish(topic, b"m0", 1)  # acknowledged: the ids of the next ones are not 1
+    first = recv(sub)
+    assert isinstance(first, Publish) and first.payload == b"m0"
+    sub.send(Puback(packet_id=first.packet_id or 0))
+    for payload, qos in ((b"m1", 1), (b"m2", 2), (b"m3", 2)):
+        pub.publish(topic, payload, qos)
+    m1, m2, m3 = recv(sub), recv(sub), recv(sub)
+    assert isinstance(m1, Publish) and isinstance(m2, Publish) and isinstance(m3, Publish)
+    assert [m.payload for m in (m1, m2, m3)] == [b"m1", b"m2", b"m3"]
+    a, b, c = m1.packet_id, m2.packet_id, m3.packet_id
+    assert a and b and c and a != 1
+    sub.send(Pubrec(packet_id=b))
+    assert recv(sub) == Pubrel(packet_id=b)
+    sub.publish(f"in/{version}", b"inbound", 2, packet_id=7)
+    answer = recv(sub)  # v5: 0x10 No matching subscribers
+    assert isinstance(answer, Pubrec) and answer.packet_id == 7
+    leave(sub)
+
+    for _ in range(60):
+        sub, worker, present, resent = place(workers, client_id, version)
+        assert present
+        assert [(type(p).__name__, getattr(p, "packet_id", None)) for p in resent] == [
+            ("Publish", a),
+            ("Pubrel", b),
+            ("Publish", c),
+        ]
+        if worker == 1:
+            break
+        leave(sub)  # resumed on worker 0 itself: again
+    else:
+        pytest.fail("could not reach worker 1")
+    again1, _, again3 = resent
+    assert isinstance(again1, Publish) and isinstance(again3, Publish)
+    assert (again1.payload, again1.qos, again1.dup) == (b"m1", 1, True)
+    assert (again3.payload, again3.qos, again3.dup) == (b"m3", 2, True)
+    sub.send(Puback(packet_id=a))
+    sub.send(Pubcomp(packet_id=b))
+    sub.send(Pubrec(packet_id=c))
+    assert recv(sub) == Pubrel(packet_id=c)
+    sub.send(Pubcomp(packet_id=c))
+    sub.send(Pubrel(packet_id=7))
+    assert recv(sub) == Pubcomp(packet_id=7)  # v5: 0x00, not 0x92 Packet Identifier not found
+    leave(sub)
+    sub, _, present, resent = place(workers, client_id, version)
+    assert present and resent == []  # every exchange completed
+    leave(sub)
+    pub.disconnect()
+
+
+@pytest.mark.parametrize("durability", ["memory", "sync"])
+def test_session_handed_over_after_the_claim_timed_out_is_merged(
+    tmp_path: Path, durability: str
+) -> None:
+    """`claim_timeout = 0`: the CONNACK never waits for the other worker, whose hand-over
+    of the session always comes later. Resumed on the other worker, the client gets a new
+    session (Session Present 0) into which the late one is merged: its subscription and
+    queued messages, in order [MQTT-4.6.0-6]. Durable: stored once, by the new worker."""
+    broker = Workers(tmp_path, durability=durability, extra="[server]\nclaim_timeout = 0")
+    broker.start()
+    expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
+    try:
+        holder = broker.connect_on(0, "late", clean_start=True, properties=expiry)
+        holder.subscribe("late/t", 1)
+        holder.disconnect()
+        pub = broker.connect_on(0)
+        for round_ in range(30):
+            sent = [f"r{round_}m{i}".encode() for i in range(3)]
+            for payload in sent:
+                pub.publish("late/t", payload, 1)  # queued on worker 0 once acknowledged
+            client = Client(broker, "late")  # type: ignore[arg-type]
+            connack = client.connect(clean_start=False, properties=expiry)
+            client.subscribe(WHERE)
+            worker, got = -1, []
+            while worker < 0 or len(got) < len(sent):  # each wait has a deadline
+                message = client.expect_message()
+                if message.topic == WHERE:
+                    worker = int(message.payload.split()[0])
+                else:
+                    got.append(message.payload)
+            assert connack.session_present == (worker == 0)
+            assert got == sent
+            client.unsubscribe(WHERE)
+            client.disconnect()
+            if worker == 1:
+                break
+        else:
+            pytest.fail("the client never landed on worker 1")
+        broker.wait_log(r"worker 1: session default/late handed over after its claim", 1)
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+    if durability == "sync":
+        stored = {}
+        for index in (0, 1):
+            with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
+                stored[index] = db.execute(
+                    "SELECT count(*) FROM sessions WHERE client_id = 'late'"
+                ).fetchone()[0]
+        assert stored == {0: 0, 1: 1}

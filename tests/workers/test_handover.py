@@ -33,6 +33,7 @@ from tests.rawclient import RawClient
 from tests.workers.conftest import Workers
 
 WHERE = "$SYS/broker/worker"
+LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
 VERSIONS = {V5: ProtocolVersion.V5, V311: ProtocolVersion.V311}
 
 
@@ -145,21 +146,25 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
     tmp_path: Path, durability: str
 ) -> None:
     """`claim_timeout = 0`: the CONNACK never waits for the other worker, whose hand-over
-    of the session always comes later. Resumed on the other worker, the client gets a new
-    session (Session Present 0) into which the late one is merged: its subscription and
-    queued messages, in order [MQTT-4.6.0-6]. Durable: stored once, by the new worker."""
-    broker = Workers(tmp_path, durability=durability, extra="[server]\nclaim_timeout = 0")
+    of the session comes half a second later (`hand_over_delay`). Resumed on the other
+    worker, the client gets a new session (Session Present 0) into which the late one is
+    merged: its subscription and queued messages, in order [MQTT-4.6.0-6]. Durable: the
+    session is stored once, by the new worker."""
+    broker = Workers(tmp_path, durability=durability, extra=LATE)
     broker.start()
     expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
     try:
-        holder = broker.connect_on(0, "late", clean_start=True, properties=expiry)
+        # Connected once: a try on the other worker would leave a session there.
+        holder = Client(broker, "late")  # type: ignore[arg-type]
+        holder.connect(clean_start=True, properties=expiry)
+        old = broker.worker_of(holder)[0]
         holder.subscribe("late/t", 1)
         holder.disconnect()
-        pub = broker.connect_on(0)
+        pub = broker.connect_on(old)
         for round_ in range(30):
             sent = [f"r{round_}m{i}".encode() for i in range(3)]
             for payload in sent:
-                pub.publish("late/t", payload, 1)  # queued on worker 0 once acknowledged
+                pub.publish("late/t", payload, 1)  # queued in the session once acknowledged
             client = Client(broker, "late")  # type: ignore[arg-type]
             connack = client.connect(clean_start=False, properties=expiry)
             client.subscribe(WHERE)
@@ -171,15 +176,15 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
                     worker = int(message.payload.split()[0])
                 else:
                     got.append(message.payload)
-            assert connack.session_present == (worker == 0)
+            assert connack.session_present == (worker == old)
             assert got == sent
             client.unsubscribe(WHERE)
             client.disconnect()
-            if worker == 1:
+            if worker != old:
                 break
         else:
-            pytest.fail("the client never landed on worker 1")
-        broker.wait_log(r"worker 1: session default/late handed over after its claim", 1)
+            pytest.fail("the client never landed on the other worker")
+        broker.wait_log(rf"worker {worker}: session default/late handed over after its claim", 1)
         pub.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
@@ -190,4 +195,4 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
                 stored[index] = db.execute(
                     "SELECT count(*) FROM sessions WHERE client_id = 'late'"
                 ).fetchone()[0]
-        assert stored == {0: 0, 1: 1}
+        assert stored == {old: 0, worker: 1}

@@ -72,6 +72,83 @@ def recv(client: RawClient) -> Packet:
     return packet
 
 
+def open_exchanges(workers: Workers, client_id: str, version: int) -> tuple[int, int, int]:
+    """On worker 0, a session with a QoS 1 PUBLISH unacknowledged, a QoS 2 one released
+    (PUBREC received, PUBREL sent), a QoS 2 one unacknowledged, and inbound QoS 2 packet
+    id 7 awaiting PUBREL; left (DISCONNECT). Their packet ids."""
+    for _ in range(60):
+        sub, worker, _, _ = place(workers, client_id, version)
+        if worker == 0:
+            break
+        leave(sub)
+    else:
+        pytest.fail("could not reach worker 0")
+    topic = f"ids/{client_id}"
+    sub.subscribe(topic, 2)
+    pub = workers.connect_on(0)
+    pub.publish(topic, b"m0", 1)  # acknowledged: the ids of the next ones are not 1
+    first = recv(sub)
+    assert isinstance(first, Publish) and first.payload == b"m0"
+    sub.send(Puback(packet_id=first.packet_id or 0))
+    for payload, qos in ((b"m1", 1), (b"m2", 2), (b"m3", 2)):
+        pub.publish(topic, payload, qos)
+    pub.disconnect()
+    m1, m2, m3 = recv(sub), recv(sub), recv(sub)
+    assert isinstance(m1, Publish) and isinstance(m2, Publish) and isinstance(m3, Publish)
+    assert [m.payload for m in (m1, m2, m3)] == [b"m1", b"m2", b"m3"]
+    a, b, c = m1.packet_id, m2.packet_id, m3.packet_id
+    assert a and b and c and a != 1
+    sub.send(Pubrec(packet_id=b))
+    assert recv(sub) == Pubrel(packet_id=b)
+    sub.publish(f"in/{client_id}", b"inbound", 2, packet_id=7)
+    answer = recv(sub)  # v5: 0x10 No matching subscribers
+    assert isinstance(answer, Pubrec) and answer.packet_id == 7
+    leave(sub)
+    return a, b, c
+
+
+def resume(
+    workers: Workers, client_id: str, version: int, ids: tuple[int, int, int], on: int | None
+) -> RawClient:
+    """Resume the session until it is on worker `on` (None: any); each time it gets
+    PUBLISH DUP=1, PUBREL, PUBLISH DUP=1 under the same packet ids."""
+    a, b, c = ids
+    for _ in range(60):
+        sub, worker, present, resent = place(workers, client_id, version)
+        assert present
+        assert [(type(p).__name__, getattr(p, "packet_id", None)) for p in resent] == [
+            ("Publish", a),
+            ("Pubrel", b),
+            ("Publish", c),
+        ]
+        again1, _, again3 = resent
+        assert isinstance(again1, Publish) and isinstance(again3, Publish)
+        assert (again1.payload, again1.qos, again1.dup) == (b"m1", 1, True)
+        assert (again3.payload, again3.qos, again3.dup) == (b"m3", 2, True)
+        if on is None or worker == on:
+            return sub
+        leave(sub)  # resumed where it was: again
+    pytest.fail(f"could not reach worker {on}")
+
+
+def complete(
+    workers: Workers, sub: RawClient, client_id: str, version: int, ids: tuple[int, int, int]
+) -> None:
+    """Each exchange completes under its packet id; nothing is resent afterwards."""
+    a, b, c = ids
+    sub.send(Puback(packet_id=a))
+    sub.send(Pubcomp(packet_id=b))
+    sub.send(Pubrec(packet_id=c))
+    assert recv(sub) == Pubrel(packet_id=c)
+    sub.send(Pubcomp(packet_id=c))
+    sub.send(Pubrel(packet_id=7))
+    assert recv(sub) == Pubcomp(packet_id=7)  # v5: 0x00, not 0x92 Packet Identifier not found
+    leave(sub)
+    sub, _, present, resent = place(workers, client_id, version)
+    assert present and resent == []
+    leave(sub)
+
+
 @pytest.mark.parametrize("version", [V5, V311])
 def test_exchanges_under_way_keep_their_packet_ids_on_the_other_worker(
     workers: Workers, version: int
@@ -82,63 +159,27 @@ def test_exchanges_under_way_keep_their_packet_ids_on_the_other_worker(
     under the same packet ids, and each exchange completes with them; the inbound QoS 2
     packet id awaiting PUBREL survives too [MQTT-4.3.3-9]."""
     client_id = f"ids-{version}"
-    topic = f"ids/{version}"
-    for _ in range(60):
-        sub, worker, _, _ = place(workers, client_id, version)
-        if worker == 0:
-            break
-        leave(sub)
-    else:
-        pytest.fail("could not reach worker 0")
-    sub.subscribe(topic, 2)
-    pub = workers.connect_on(0)
-    pub.publish(topic, b"m0", 1)  # acknowledged: the ids of the next ones are not 1
-    first = recv(sub)
-    assert isinstance(first, Publish) and first.payload == b"m0"
-    sub.send(Puback(packet_id=first.packet_id or 0))
-    for payload, qos in ((b"m1", 1), (b"m2", 2), (b"m3", 2)):
-        pub.publish(topic, payload, qos)
-    m1, m2, m3 = recv(sub), recv(sub), recv(sub)
-    assert isinstance(m1, Publish) and isinstance(m2, Publish) and isinstance(m3, Publish)
-    assert [m.payload for m in (m1, m2, m3)] == [b"m1", b"m2", b"m3"]
-    a, b, c = m1.packet_id, m2.packet_id, m3.packet_id
-    assert a and b and c and a != 1
-    sub.send(Pubrec(packet_id=b))
-    assert recv(sub) == Pubrel(packet_id=b)
-    sub.publish(f"in/{version}", b"inbound", 2, packet_id=7)
-    answer = recv(sub)  # v5: 0x10 No matching subscribers
-    assert isinstance(answer, Pubrec) and answer.packet_id == 7
-    leave(sub)
+    ids = open_exchanges(workers, client_id, version)
+    sub = resume(workers, client_id, version, ids, on=1)
+    complete(workers, sub, client_id, version, ids)
 
-    for _ in range(60):
-        sub, worker, present, resent = place(workers, client_id, version)
-        assert present
-        assert [(type(p).__name__, getattr(p, "packet_id", None)) for p in resent] == [
-            ("Publish", a),
-            ("Pubrel", b),
-            ("Publish", c),
-        ]
-        if worker == 1:
-            break
-        leave(sub)  # resumed on worker 0 itself: again
-    else:
-        pytest.fail("could not reach worker 1")
-    again1, _, again3 = resent
-    assert isinstance(again1, Publish) and isinstance(again3, Publish)
-    assert (again1.payload, again1.qos, again1.dup) == (b"m1", 1, True)
-    assert (again3.payload, again3.qos, again3.dup) == (b"m3", 2, True)
-    sub.send(Puback(packet_id=a))
-    sub.send(Pubcomp(packet_id=b))
-    sub.send(Pubrec(packet_id=c))
-    assert recv(sub) == Pubrel(packet_id=c)
-    sub.send(Pubcomp(packet_id=c))
-    sub.send(Pubrel(packet_id=7))
-    assert recv(sub) == Pubcomp(packet_id=7)  # v5: 0x00, not 0x92 Packet Identifier not found
-    leave(sub)
-    sub, _, present, resent = place(workers, client_id, version)
-    assert present and resent == []  # every exchange completed
-    leave(sub)
-    pub.disconnect()
+
+def test_exchanges_handed_over_are_stored_by_the_new_worker(tmp_path: Path) -> None:
+    """Durable mode: the exchanges handed over are journaled by the new worker under their
+    packet ids (the released one as such): after a restart of the broker they are resent
+    and complete as before [MQTT-4.4.0-1]."""
+    broker = Workers(tmp_path, durability="sync")
+    broker.start()
+    try:
+        ids = open_exchanges(broker, "stored-ids", V5)
+        leave(resume(broker, "stored-ids", V5, ids, on=1))
+        assert broker.stop() == 0, broker.text()
+        broker.log.unlink()  # its lines would satisfy the next start's waits
+        broker.start()
+        sub = resume(broker, "stored-ids", V5, ids, on=None)
+        complete(broker, sub, "stored-ids", V5, ids)
+    finally:
+        assert broker.stop() == 0, broker.text()
 
 
 @pytest.mark.parametrize("durability", ["memory", "sync"])

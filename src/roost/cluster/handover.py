@@ -218,6 +218,14 @@ class Claims:
         if handler is not None:
             log.info("worker %d: %s/%s taken over by worker %d", bus.index, *key, peer.index)
             handler.take_over()
+        delay = bus.ctx.config.server.hand_over_delay
+        if delay > 0:  # a test hook: the answer comes after the claim timed out
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._prepare, peer, request, key, clean_start)
+        else:
+            self._prepare(peer, request, key, clean_start)
+
+    def _prepare(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
         session = self.broker.get_session(*key)
         journal = None if session is None else session.journal
         if (

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
+from roost.cluster.codec import Kind, Reader, Writer
+from roost.cluster.handover import HandOver, read_hand_over, write_hand_over
+from roost.core.message import Delivery, Message
+from roost.core.session import SessionSubscription
 from roost.mqtt.constants import ProtocolVersion
 from roost.mqtt.packets import (
     Connack,
@@ -237,3 +241,42 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
                     "SELECT count(*) FROM sessions WHERE client_id = 'late'"
                 ).fetchone()[0]
         assert stored == {old: 0, worker: 1}
+
+
+def test_hand_over_frame_keeps_packet_ids_and_released_flags() -> None:
+    """The CLAIMED frame's session: each exchange under way with its packet id, QoS, DUP
+    and released flag [MQTT-4.4.0-1], queued messages in order with their v5 properties
+    and expiry, inbound QoS 2 ids; decoded as encoded."""
+    message = Message(
+        tenant="t",
+        topic="a/b",
+        payload=b"\x00payload",
+        qos=2,
+        properties=Properties(content_type="text/plain", user_properties=(("k", "v"),)),
+        expires_at=1234.5,
+        publisher="p",
+        created_at=1000.25,
+    )
+    options = Subscription(topic_filter="$share/g/a/#", qos=2, no_local=True, retain_handling=2)
+    h = HandOver(
+        expiry_interval=300,
+        device_id="dev",
+        subscription_qos=True,
+        subscriptions=[
+            SessionSubscription(
+                topic_filter="$share/g/a/#", options=options, subscription_identifier=9
+            )
+        ],
+        inflight=[
+            Delivery(message=message, qos=1, retain=False, packet_id=65_535, dup=True),
+            Delivery(message=message, qos=2, retain=True, packet_id=3, released=True),
+        ],
+        queued=[
+            Delivery(message=message, qos=2, retain=False, subscription_identifiers=(9, 70_000))
+        ],
+        awaiting_rel=[7, 65_000],
+    )
+    w = Writer(Kind.CLAIMED)
+    write_hand_over(w, h)
+    frame = w.frame()
+    assert read_hand_over(Reader(frame[5:])) == h

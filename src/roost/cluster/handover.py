@@ -168,7 +168,8 @@ class Claims:
         try:
             hand_over = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            log.warning(
+            # Expected on every CONNECT with `claim_timeout = 0`: not worth a warning then.
+            (log.warning if timeout > 0 else log.debug)(
                 "worker %d: claim of %s/%s not answered in %g s; a session handed over "
                 "later is merged",
                 bus.index,

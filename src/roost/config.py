@@ -202,6 +202,12 @@ class ServerConfig:
     ports (SO_REUSEPORT), routing to each other over a local bus (docs/workers.md)."""
 
     workers: int = 1
+    # How long a CONNECT waits for the other workers' answers to its claim of the client
+    # id; a session handed over later is merged into the client's new one.
+    claim_timeout: float = 2.0
+    # Seconds a worker waits before it answers a claim (hands a session over): a hook for
+    # testing the late hand-over; 0 otherwise.
+    hand_over_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -432,6 +438,8 @@ def validate(config: Config) -> None:
         ),
         (bool(config.listeners), "at least one listener is required"),
         (1 <= config.server.workers <= 64, "server.workers must be 1..64"),
+        (config.server.claim_timeout >= 0, "server.claim_timeout must be >= 0"),
+        (config.server.hand_over_delay >= 0, "server.hand_over_delay must be >= 0"),
         (
             config.registry.scrypt_n >= 2
             and not config.registry.scrypt_n & (config.registry.scrypt_n - 1),

@@ -1,5 +1,6 @@
 """The local bus between the worker processes of one box: Unix domain sockets, full
-mesh; filter summaries, forwarded messages, retained messages, session claims."""
+mesh; filter summaries, forwarded messages, retained messages (session claims: in
+roost/cluster/handover.py)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,15 @@ from roost.cluster.captures import STREAMS_WORKER, RemoteCaptures, captured, str
 from roost.cluster.codec import (
     HEADER,
     MAX_FRAME,
-    HandOver,
     Kind,
     Reader,
     Writer,
-    forward_frame,
-    hand_over_of,
-    read_forward,
-    read_hand_over,
+    decode_message,
+    encode_message,
     read_message,
-    write_hand_over,
     write_message,
 )
+from roost.cluster.handover import Claims, read_hand_over
 from roost.cluster.link import ROUTES_MAX, InLink, OutLink, Peer
 from roost.core.message import Message
 from roost.core.session import Session, SessionKey
@@ -40,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long a CONNECT waits for the other workers' answers to its claim.
-CLAIM_TIMEOUT = 2.0
 RECONNECT_SECONDS = 0.2
 # How long a starting worker waits for its links before it opens its listeners.
 START_WAIT = 5.0
@@ -72,8 +68,7 @@ class LocalBus:
         self._ignored_until = 0.0
         self.needs_retained = True
         self._rotate = itertools.count()
-        self._ids = itertools.count(1)
-        self._claims: dict[int, tuple[set[int], asyncio.Future[HandOver | None]]] = {}
+        self.claims = Claims(self)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._all_ready = asyncio.Event()
@@ -225,7 +220,7 @@ class LocalBus:
                 if stop > end:
                     break
                 if kind == _FORWARD and link.peer is not None:
-                    message, groups = read_forward(data, pos)
+                    message, groups, _ = decode_message(data, pos + HEADER.size)
                     self.received += 1
                     # No local `$share` filter in the tenant: no group to leave out.
                     serve = groups if groups or message.tenant in shared else None
@@ -279,13 +274,11 @@ class LocalBus:
             self.needs_retained = False
             self._maybe_started()
         elif kind is Kind.CLAIM:
-            self._claimed(peer, r.u32(), (r.text(), r.text()), bool(r.u8()))
+            self.claims.claimed(peer, r.u32(), (r.text(), r.text()), bool(r.u8()))
         elif kind is Kind.CLAIMED:
-            self._answer(peer, r.u32(), read_hand_over(r) if r.u8() else None)
+            self.claims.answered(peer, r.u32(), read_hand_over(r) if r.u8() else None)
         elif kind is Kind.HANDED:
-            key = (r.text(), r.text())
-            if self.broker.get_session(*key) is None:
-                self.broker.store.session_deleted(key)
+            self.claims.handed((r.text(), r.text()))
         elif kind is Kind.RETAIN:
             self.broker.set_retained(read_message(r))
         elif kind is Kind.CAPTURE and self.streams is not None:
@@ -304,10 +297,7 @@ class LocalBus:
         remote = self.remote
         if remote is not None and peer.index == STREAMS_WORKER:
             remote.fail_all("link from worker 0 lost")
-        for waiting, future in list(self._claims.values()):
-            waiting.discard(peer.index)
-            if not waiting and not future.done():
-                future.set_result(None)
+        self.claims.peer_lost(peer.index)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -375,7 +365,7 @@ class LocalBus:
             groups = tuple(g for g in shared if g not in served)
             served.update(groups)
         if plain or groups or message.retain:
-            peer.send(forward_frame(message, groups))
+            peer.send(encode_message(message, groups, _FORWARD))
             self.forwarded += 1
             if peer.paused:
                 self._block(peer, message)
@@ -456,119 +446,11 @@ class LocalBus:
                     peer.send(w.frame())
         peer.send(Writer(Kind.RETAINED_DONE).frame())
 
-    # -- session claims ------------------------------------------------------------------
+    # -- session claims (roost/cluster/handover.py) --------------------------------------
 
     async def claim(self, key: SessionKey, clean_start: bool) -> None:
-        """A client connects here: the others drop its connection (takeover) and, unless it
-        starts clean, hand its session over; installed here before this returns."""
-        links = list(self.links)
-        if not links:
-            return
-        request = next(self._ids)
-        future: asyncio.Future[HandOver | None] = asyncio.get_running_loop().create_future()
-        self._claims[request] = ({p.index for p in links}, future)
-        w = Writer(Kind.CLAIM)
-        w.u32(request)
-        w.text(key[0])
-        w.text(key[1])
-        w.u8(clean_start)
-        frame = w.frame()
-        for peer in links:
-            peer.send(frame)
-        try:
-            hand_over = await asyncio.wait_for(future, CLAIM_TIMEOUT)
-        except TimeoutError:
-            log.warning("worker %d: claim of %s/%s not answered in time", self.index, *key)
-            return
-        finally:
-            del self._claims[request]
-        if hand_over is not None and self.broker.get_session(*key) is None:
-            self._install(key, hand_over)
-
-    def _answer(self, peer: Peer, request: int, hand_over: HandOver | None) -> None:
-        entry = self._claims.get(request)
-        if entry is None:
-            return
-        waiting, future = entry
-        waiting.discard(peer.index)
-        if future.done():
-            return
-        if hand_over is not None:
-            future.set_result(hand_over)
-        elif not waiting:
-            future.set_result(None)
-
-    def _claimed(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
-        """Another worker's client connected with a client id that may live here."""
-        handler = self.ctx.connections.get(key)
-        if handler is not None:
-            log.info("worker %d: %s/%s taken over by worker %d", self.index, *key, peer.index)
-            handler.take_over()
-        session = self.broker.get_session(*key)
-        journal = None if session is None else session.journal
-        if (
-            session is not None
-            and not clean_start
-            and session.spilled
-            and journal is not None
-            and journal.committed_seq < session.spill_seq
-        ):
-            # The queue's spilled part is read back from the store once it is committed.
-            journal.after_commit(
-                session.spill_seq, lambda: self._answer_claim(peer, request, key, clean_start)
-            )
-            return
-        self._answer_claim(peer, request, key, clean_start)
-
-    def _answer_claim(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
-        w = Writer(Kind.CLAIMED)
-        w.u32(request)
-        session = self.broker.get_session(*key)
-        if session is None or session.connected:
-            w.u8(0)
-        elif clean_start:
-            self.broker.end_session(session, self.ctx.clock())
-            w.u8(0)
-        else:
-            w.u8(1)
-            write_hand_over(w, hand_over_of(session))
-            self.broker.detach_session(session)
-        peer.send(w.frame())
-
-    def _install(self, key: SessionKey, h: HandOver) -> None:
-        now = self.ctx.clock()
-        session = self.broker.adopt_session(
-            key, h.expiry_interval, h.device_id, h.subscription_qos, h.subscriptions, now
-        )
-        for delivery in h.deliveries:
-            session.enqueue(delivery)
-        for packet_id in h.awaiting_rel:  # journaled, so that a crash here keeps them
-            session.add_awaiting_rel(packet_id)
-        log.info(
-            "worker %d: session %s/%s handed over (%d subscriptions, %d messages)",
-            self.index,
-            *key,
-            len(h.subscriptions),
-            len(h.deliveries),
-        )
-        self._handed(key)
-
-    def _handed(self, key: SessionKey) -> None:
-        """Tell the old holder, once the session is stored here, to delete its copy."""
-        w = Writer(Kind.HANDED)
-        w.text(key[0])
-        w.text(key[1])
-        frame = w.frame()
-
-        def tell() -> None:
-            for peer in self.links:
-                peer.send(frame)
-
-        committer = self.ctx.committer
-        if committer is None:
-            tell()
-        else:
-            committer.after_commit(committer.write_seq, tell)
+        """A client connects here: see `Claims.claim`."""
+        await self.claims.claim(key, clean_start)
 
 
 def _filter_frame(tenant: str, topic_filter: str, added: bool) -> bytes:

@@ -1,16 +1,14 @@
 """The local bus's frames: a 4-byte length, a 1-byte kind, a body of our own compact
-encoding (messages, filter summaries, session claims and hand-overs)."""
+encoding; one encoding of a message for every frame that carries one."""
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from enum import IntEnum
 
-from roost.core.message import Delivery, Message
-from roost.core.session import Session, SessionSubscription
+from roost.core.message import Message
 from roost.mqtt.constants import PacketType
-from roost.mqtt.packets import NO_PROPERTIES, Subscription
+from roost.mqtt.packets import NO_PROPERTIES
 from roost.mqtt.properties import encode_properties, read_properties
 
 _U8 = struct.Struct("!B")
@@ -75,9 +73,10 @@ class Writer:
 
 
 class Reader:
-    __slots__ = ("buf", "pos")
+    __slots__ = ("buf", "data", "pos")
 
     def __init__(self, body: bytes) -> None:
+        self.data = body
         self.buf = memoryview(body)
         self.pos = 0
 
@@ -113,52 +112,21 @@ class Reader:
         return self.text() if self.u8() else None
 
 
-def write_message(w: Writer, m: Message) -> None:
-    w.text(m.tenant)
-    w.text(m.topic)
-    w.blob(m.payload)
-    w.u8(m.qos | (m.retain << 2) | ((m.expires_at is not None) << 3))
-    w.blob(encode_properties(m.properties, PacketType.PUBLISH))
-    if m.expires_at is not None:
-        w.f64(m.expires_at)
-    w.opt_text(m.publisher)
-    w.f64(m.created_at)
-
-
-def read_message(r: Reader) -> Message:
-    tenant = r.text()
-    topic = r.text()
-    payload = r.blob()
-    flags = r.u8()
-    raw = r.blob()
-    properties, _ = read_properties(memoryview(raw), 0, len(raw), PacketType.PUBLISH)
-    expires_at = r.f64() if flags & 8 else None
-    publisher = r.opt_text()
-    return Message(
-        tenant=tenant,
-        topic=topic,
-        payload=payload,
-        qos=flags & 3,
-        retain=bool(flags & 4),
-        properties=properties,
-        expires_at=expires_at,
-        publisher=publisher,
-        created_at=r.f64(),
-    )
-
-
-# A forwarded message's fixed fields in one go: the frame header, flags (QoS, RETAIN,
-# has expiry, has publisher), the lengths of tenant, topic, payload, properties, publisher
-# and `$share` groups, then created_at and expires_at (0 when none).
-FORWARD = struct.Struct("!IBBHHIIHIdd")
+# A message's fixed fields in one go: flags (QoS, RETAIN, has expiry, has publisher), the
+# lengths of tenant, topic, payload, properties, publisher and `$share` groups, then
+# created_at and expires_at (0 when none); then the variable parts in that order. A FORWARD
+# frame is the frame header and one message (header and fixed fields one pack); the other
+# frames that carry messages (RETAIN, CAPTURE, CLAIMED) hold them the same way.
+MESSAGE = struct.Struct("!BHHIIHIdd")
+FORWARD = struct.Struct("!IB" + MESSAGE.format[1:])
 _HAS_EXPIRY = 8
 _HAS_PUBLISHER = 16
 _NO_GROUPS: frozenset[str] = frozenset()
 
 
-def forward_frame(message: Message, groups: tuple[str, ...]) -> bytes:
-    """A message for the receiver's local sessions; `groups`: the `$share` groups
-    (full filters) it serves, every other shared group is served elsewhere."""
+def encode_message(message: Message, groups: tuple[str, ...] = (), kind: int = 0) -> bytes:
+    """A message and the `$share` groups (full filters) its receiver serves, every other
+    shared group being served elsewhere; with `kind` (FORWARD), a whole frame."""
     tenant = message.tenant.encode()
     topic = message.topic.encode()
     payload = message.payload
@@ -174,32 +142,29 @@ def forward_frame(message: Message, groups: tuple[str, ...]) -> bytes:
         flags |= _HAS_EXPIRY
     if publisher is not None:
         flags |= _HAS_PUBLISHER
-    variable = len(tenant) + len(topic) + len(payload) + len(props) + len(pub) + len(shared)
-    head = FORWARD.pack(
-        FORWARD.size - 4 + variable,
-        Kind.FORWARD,
-        flags,
-        len(tenant),
-        len(topic),
-        len(payload),
-        len(props),
-        len(pub),
-        len(shared),
-        message.created_at,
-        expires_at or 0.0,
-    )
+    lt, lc, lp, lr = len(tenant), len(topic), len(payload), len(props)
+    lu, lg = len(pub), len(shared)
+    created_at = message.created_at
+    expiry = expires_at or 0.0
+    if kind:
+        size = FORWARD.size - 4 + lt + lc + lp + lr + lu + lg
+        head = FORWARD.pack(size, kind, flags, lt, lc, lp, lr, lu, lg, created_at, expiry)
+    else:
+        head = MESSAGE.pack(flags, lt, lc, lp, lr, lu, lg, created_at, expiry)
     return b"".join((head, tenant, topic, payload, props, pub, shared))
 
 
-def read_forward(data: bytes, pos: int) -> tuple[Message, frozenset[str]]:
-    """The FORWARD frame at `pos` of `data` (checked complete by the caller)."""
-    _, _, flags, lt, lc, lp, lr, lu, lg, created_at, expires_at = FORWARD.unpack_from(data, pos)
-    a = pos + FORWARD.size
+def decode_message(data: bytes, pos: int) -> tuple[Message, frozenset[str], int]:
+    """The message encoded at `pos` of `data` (checked complete by the caller), its
+    `$share` groups, and where it ends."""
+    flags, lt, lc, lp, lr, lu, lg, created_at, expires_at = MESSAGE.unpack_from(data, pos)
+    a = pos + MESSAGE.size
     b = a + lt
     c = b + lc
     d = c + lp
     e = d + lr
     f = e + lu
+    g = f + lg
     properties = NO_PROPERTIES
     if lr:
         properties, _ = read_properties(memoryview(data), d, e, PUBLISH)
@@ -214,104 +179,14 @@ def read_forward(data: bytes, pos: int) -> tuple[Message, frozenset[str]]:
         publisher=data[e:f].decode() if flags & _HAS_PUBLISHER else None,
         created_at=created_at,
     )
-    groups = frozenset(data[f : f + lg].decode().split("\0")) if lg else _NO_GROUPS
-    return message, groups
+    groups = frozenset(data[f:g].decode().split("\0")) if lg else _NO_GROUPS
+    return message, groups, g
 
 
-@dataclass(slots=True)
-class HandOver:
-    """A persistent session passed from the worker that held it to the one resuming it."""
-
-    expiry_interval: int
-    device_id: str | None
-    subscription_qos: bool
-    subscriptions: list[SessionSubscription] = field(default_factory=list)
-    # Inflight first (to be resent with DUP), then queued, in order.
-    deliveries: list[Delivery] = field(default_factory=list)
-    awaiting_rel: list[int] = field(default_factory=list)
+def write_message(w: Writer, message: Message) -> None:
+    w.out += encode_message(message)
 
 
-def write_hand_over(w: Writer, h: HandOver) -> None:
-    w.u32(h.expiry_interval)
-    w.opt_text(h.device_id)
-    w.u8(h.subscription_qos)
-    w.u32(len(h.subscriptions))
-    for sub in h.subscriptions:
-        o = sub.options
-        w.text(sub.topic_filter)
-        w.u8(o.qos | (o.no_local << 2) | (o.retain_as_published << 3) | (o.retain_handling << 4))
-        w.u32(sub.subscription_identifier or 0)
-    w.u32(len(h.deliveries))
-    for d in h.deliveries:
-        write_message(w, d.message)
-        w.u8(d.qos | (d.retain << 2) | (d.dup << 3))
-        w.u16(len(d.subscription_identifiers))
-        for sid in d.subscription_identifiers:
-            w.u32(sid)
-    w.u32(len(h.awaiting_rel))
-    for packet_id in h.awaiting_rel:
-        w.u16(packet_id)
-
-
-def read_hand_over(r: Reader) -> HandOver:
-    h = HandOver(r.u32(), r.opt_text(), bool(r.u8()))
-    for _ in range(r.u32()):
-        topic_filter = r.text()
-        bits = r.u8()
-        sid = r.u32()
-        options = Subscription(
-            topic_filter=topic_filter,
-            qos=bits & 3,
-            no_local=bool(bits & 4),
-            retain_as_published=bool(bits & 8),
-            retain_handling=bits >> 4,
-        )
-        h.subscriptions.append(
-            SessionSubscription(
-                topic_filter=topic_filter, options=options, subscription_identifier=sid or None
-            )
-        )
-    for _ in range(r.u32()):
-        message = read_message(r)
-        bits = r.u8()
-        ids = tuple(r.u32() for _ in range(r.u16()))
-        h.deliveries.append(
-            Delivery(
-                message=message,
-                qos=bits & 3,
-                retain=bool(bits & 4),
-                dup=bool(bits & 8),
-                subscription_identifiers=ids,
-            )
-        )
-    h.awaiting_rel.extend(r.u16() for _ in range(r.u32()))
-    return h
-
-
-def hand_over_of(session: Session) -> HandOver:
-    """A session's state to pass on: unacknowledged messages (DUP) first, then the queue;
-    those awaiting only PUBCOMP are already with the client."""
-    deliveries = [
-        Delivery(
-            message=d.message,
-            qos=d.qos,
-            retain=d.retain,
-            subscription_identifiers=d.subscription_identifiers,
-            dup=True,
-        )
-        for d in session.inflight.values()
-        if not d.released
-    ]
-    deliveries.extend(session.queue)
-    journal = session.journal
-    if session.spilled and journal is not None:
-        # Past `max_queued_in_memory` the queue is on disk only: read it back, in order.
-        deliveries.extend(journal.load_spilled(session.key, session.spill_after, session.spilled))
-    return HandOver(
-        expiry_interval=session.expiry_interval,
-        device_id=session.device_id,
-        subscription_qos=session.subscription_qos,
-        subscriptions=list(session.subscriptions.values()),
-        deliveries=deliveries,
-        awaiting_rel=sorted(session.awaiting_rel),
-    )
+def read_message(r: Reader) -> Message:
+    message, _, r.pos = decode_message(r.data, r.pos)
+    return message

@@ -1,0 +1,282 @@
+"""A persistent session handed over between worker processes: its QoS 1/2 exchanges under
+way keep their packet ids and complete on the new worker; a hand-over arriving after the
+claim timed out (`[server] claim_timeout = 0`) is merged, not lost (docs/workers.md)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+
+from roost.cluster.codec import Kind, Reader, Writer
+from roost.cluster.handover import HandOver, read_hand_over, write_hand_over
+from roost.core.message import Delivery, Message
+from roost.core.session import SessionSubscription
+from roost.mqtt.constants import ProtocolVersion
+from roost.mqtt.packets import (
+    Connack,
+    Disconnect,
+    Packet,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+)
+from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
+from tests.rawclient import RawClient
+from tests.workers.conftest import Workers
+
+WHERE = "$SYS/broker/worker"
+LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
+VERSIONS = {V5: ProtocolVersion.V5, V311: ProtocolVersion.V311}
+
+
+def place(
+    workers: Workers, client_id: str, version: int
+) -> tuple[RawClient, int, bool, list[Packet]]:
+    """One persistent connection (clean start 0; v5: expiry 300 s): the client, the worker it
+    is on, Session Present, and what the broker sent between CONNACK and the answer to
+    our SUBSCRIBE (the resent exchanges [MQTT-4.4.0-1])."""
+    client = RawClient(workers.host, workers.port, VERSIONS[version], timeout=TIMEOUT)
+    expiry = Properties(session_expiry_interval=300) if version == V5 else None
+    connack = client.connect(client_id, clean_start=False, properties=expiry)
+    assert isinstance(connack, Connack) and connack.reason_code == 0, connack
+    client.send(Subscribe(packet_id=60_000, subscriptions=(Subscription(topic_filter=WHERE),)))
+    before: list[Packet] = []
+    while not isinstance(packet := client.recv(), Suback):
+        before.append(packet)
+    while not (isinstance(packet := client.recv(), Publish) and packet.topic == WHERE):
+        before.append(packet)
+    worker = int(packet.payload.split()[0])
+    client.send(Unsubscribe(packet_id=60_001, topic_filters=(WHERE,)))
+    while not isinstance(packet := client.recv(), Unsuback):
+        assert isinstance(packet, Publish) and packet.topic == WHERE, packet
+    return client, worker, connack.session_present, before
+
+
+def leave(client: RawClient) -> None:
+    client.send(Disconnect())
+    client.close()
+
+
+def recv(client: RawClient) -> Packet:
+    """The next packet, a later `$SYS` round aside."""
+    while isinstance(packet := client.recv(), Publish) and packet.topic == WHERE:
+        pass
+    return packet
+
+
+def open_exchanges(workers: Workers, client_id: str, version: int) -> tuple[int, int, int]:
+    """On worker 0, a session with a QoS 1 PUBLISH unacknowledged, a QoS 2 one released
+    (PUBREC received, PUBREL sent), a QoS 2 one unacknowledged, and inbound QoS 2 packet
+    id 7 awaiting PUBREL; left (DISCONNECT). Their packet ids."""
+    for _ in range(60):
+        sub, worker, _, _ = place(workers, client_id, version)
+        if worker == 0:
+            break
+        leave(sub)
+    else:
+        pytest.fail("could not reach worker 0")
+    topic = f"ids/{client_id}"
+    sub.subscribe(topic, 2)
+    pub = workers.connect_on(0)
+    pub.publish(topic, b"m0", 1)  # acknowledged: the ids of the next ones are not 1
+    first = recv(sub)
+    assert isinstance(first, Publish) and first.payload == b"m0"
+    sub.send(Puback(packet_id=first.packet_id or 0))
+    for payload, qos in ((b"m1", 1), (b"m2", 2), (b"m3", 2)):
+        pub.publish(topic, payload, qos)
+    pub.disconnect()
+    m1, m2, m3 = recv(sub), recv(sub), recv(sub)
+    assert isinstance(m1, Publish) and isinstance(m2, Publish) and isinstance(m3, Publish)
+    assert [m.payload for m in (m1, m2, m3)] == [b"m1", b"m2", b"m3"]
+    a, b, c = m1.packet_id, m2.packet_id, m3.packet_id
+    assert a and b and c and a != 1
+    sub.send(Pubrec(packet_id=b))
+    assert recv(sub) == Pubrel(packet_id=b)
+    sub.publish(f"in/{client_id}", b"inbound", 2, packet_id=7)
+    answer = recv(sub)  # v5: 0x10 No matching subscribers
+    assert isinstance(answer, Pubrec) and answer.packet_id == 7
+    leave(sub)
+    return a, b, c
+
+
+def resume(
+    workers: Workers, client_id: str, version: int, ids: tuple[int, int, int], on: int | None
+) -> RawClient:
+    """Resume the session until it is on worker `on` (None: any); each time it gets
+    PUBLISH DUP=1, PUBREL, PUBLISH DUP=1 under the same packet ids."""
+    a, b, c = ids
+    for _ in range(60):
+        sub, worker, present, resent = place(workers, client_id, version)
+        assert present
+        assert [(type(p).__name__, getattr(p, "packet_id", None)) for p in resent] == [
+            ("Publish", a),
+            ("Pubrel", b),
+            ("Publish", c),
+        ]
+        again1, _, again3 = resent
+        assert isinstance(again1, Publish) and isinstance(again3, Publish)
+        assert (again1.payload, again1.qos, again1.dup) == (b"m1", 1, True)
+        assert (again3.payload, again3.qos, again3.dup) == (b"m3", 2, True)
+        if on is None or worker == on:
+            return sub
+        leave(sub)  # resumed where it was: again
+    pytest.fail(f"could not reach worker {on}")
+
+
+def complete(
+    workers: Workers, sub: RawClient, client_id: str, version: int, ids: tuple[int, int, int]
+) -> None:
+    """Each exchange completes under its packet id; nothing is resent afterwards."""
+    a, b, c = ids
+    sub.send(Puback(packet_id=a))
+    sub.send(Pubcomp(packet_id=b))
+    sub.send(Pubrec(packet_id=c))
+    assert recv(sub) == Pubrel(packet_id=c)
+    sub.send(Pubcomp(packet_id=c))
+    sub.send(Pubrel(packet_id=7))
+    assert recv(sub) == Pubcomp(packet_id=7)  # v5: 0x00, not 0x92 Packet Identifier not found
+    leave(sub)
+    sub, _, present, resent = place(workers, client_id, version)
+    assert present and resent == []
+    leave(sub)
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_exchanges_under_way_keep_their_packet_ids_on_the_other_worker(
+    workers: Workers, version: int
+) -> None:
+    """[MQTT-4.4.0-1] [MQTT-3.3.1-1] a session with a QoS 1 PUBLISH unacknowledged, a
+    QoS 2 one released (PUBREC received, PUBREL sent) and a QoS 2 one unacknowledged moves
+    to the other worker: on resume there it gets PUBLISH DUP=1, PUBREL and PUBLISH DUP=1
+    under the same packet ids, and each exchange completes with them; the inbound QoS 2
+    packet id awaiting PUBREL survives too [MQTT-4.3.3-9]."""
+    client_id = f"ids-{version}"
+    ids = open_exchanges(workers, client_id, version)
+    sub = resume(workers, client_id, version, ids, on=1)
+    complete(workers, sub, client_id, version, ids)
+
+
+def test_exchanges_handed_over_are_stored_by_the_new_worker(tmp_path: Path) -> None:
+    """Durable mode: the exchanges handed over are journaled by the new worker under their
+    packet ids (the released one as such): after a restart of the broker they are resent
+    and complete as before [MQTT-4.4.0-1]."""
+    broker = Workers(tmp_path, durability="sync")
+    broker.start()
+    try:
+        ids = open_exchanges(broker, "stored-ids", V5)
+        leave(resume(broker, "stored-ids", V5, ids, on=1))
+        assert broker.stop() == 0, broker.text()
+        broker.log.unlink()  # its lines would satisfy the next start's waits
+        broker.start()
+        sub = resume(broker, "stored-ids", V5, ids, on=None)
+        complete(broker, sub, "stored-ids", V5, ids)
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+@pytest.mark.parametrize("durability", ["memory", "sync"])
+def test_session_handed_over_after_the_claim_timed_out_is_merged(
+    tmp_path: Path, durability: str
+) -> None:
+    """`claim_timeout = 0`: the CONNACK never waits for the other worker, whose hand-over
+    of the session comes half a second later (`hand_over_delay`). Resumed on the other
+    worker, the client gets a new session (Session Present 0) into which the late one is
+    merged: its subscription and queued messages, in order [MQTT-4.6.0-6]. Durable: the
+    session is stored once, by the new worker."""
+    broker = Workers(tmp_path, durability=durability, extra=LATE)
+    broker.start()
+    expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
+    try:
+        # Connected once: a try on the other worker would leave a session there.
+        holder = Client(broker, "late")  # type: ignore[arg-type]
+        holder.connect(clean_start=True, properties=expiry)
+        old = broker.worker_of(holder)[0]
+        holder.subscribe("late/t", 1)
+        holder.disconnect()
+        pub = broker.connect_on(old)
+        for round_ in range(30):
+            sent = [f"r{round_}m{i}".encode() for i in range(3)]
+            for payload in sent:
+                pub.publish("late/t", payload, 1)  # queued in the session once acknowledged
+            client = Client(broker, "late")  # type: ignore[arg-type]
+            connack = client.connect(clean_start=False, properties=expiry)
+            client.subscribe(WHERE)
+            worker, got = -1, []
+            deadline = time.monotonic() + 10  # `$SYS` comes every second: not a bound
+            while (worker < 0 or len(got) < len(sent)) and time.monotonic() < deadline:
+                message = client.expect_message()
+                if message.topic == WHERE:
+                    worker = int(message.payload.split()[0])
+                else:
+                    got.append(message.payload)
+            assert connack.session_present == (worker == old)
+            assert got == sent
+            client.unsubscribe(WHERE)
+            client.disconnect()
+            if worker != old:
+                break
+        else:
+            pytest.fail("the client never landed on the other worker")
+        broker.wait_log(rf"worker {worker}: session default/late handed over after its claim", 1)
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+    if durability == "sync":
+        stored = {}
+        for index in (0, 1):
+            with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
+                stored[index] = db.execute(
+                    "SELECT count(*) FROM sessions WHERE client_id = 'late'"
+                ).fetchone()[0]
+        assert stored == {old: 0, worker: 1}
+
+
+def test_hand_over_frame_keeps_packet_ids_and_released_flags() -> None:
+    """The CLAIMED frame's session: each exchange under way with its packet id, QoS, DUP
+    and released flag [MQTT-4.4.0-1], queued messages in order with their v5 properties
+    and expiry, inbound QoS 2 ids; decoded as encoded."""
+    message = Message(
+        tenant="t",
+        topic="a/b",
+        payload=b"\x00payload",
+        qos=2,
+        properties=Properties(content_type="text/plain", user_properties=(("k", "v"),)),
+        expires_at=1234.5,
+        publisher="p",
+        created_at=1000.25,
+    )
+    options = Subscription(topic_filter="$share/g/a/#", qos=2, no_local=True, retain_handling=2)
+    h = HandOver(
+        expiry_interval=300,
+        device_id="dev",
+        subscription_qos=True,
+        subscriptions=[
+            SessionSubscription(
+                topic_filter="$share/g/a/#", options=options, subscription_identifier=9
+            )
+        ],
+        inflight=[
+            Delivery(message=message, qos=1, retain=False, packet_id=65_535, dup=True),
+            Delivery(message=message, qos=2, retain=True, packet_id=3, released=True),
+        ],
+        queued=[
+            Delivery(message=message, qos=2, retain=False, subscription_identifiers=(9, 70_000))
+        ],
+        awaiting_rel=[7, 65_000],
+    )
+    w = Writer(Kind.CLAIMED)
+    write_hand_over(w, h)
+    frame = w.frame()
+    assert read_hand_over(Reader(frame[5:])) == h

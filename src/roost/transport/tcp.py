@@ -125,7 +125,6 @@ class MQTTProtocol(asyncio.Protocol):
         )
         if self.websocket is not None:
             self.websocket.receiver = self.handler.data_received
-        listener.opened(self)
 
     # -- asyncio callbacks -------------------------------------------------------------------
 

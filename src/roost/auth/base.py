@@ -12,10 +12,11 @@ from enum import Enum
 from typing import Protocol
 
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
+from roost.records import record
 from roost.mqtt.packets import Connect
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)  # one per connection
 class ClientInfo:
     """Who is asking: what the connection knows about its client."""
 

@@ -12,8 +12,8 @@ from enum import Enum
 from typing import Protocol
 
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
-from roost.records import record
 from roost.mqtt.packets import Connect
+from roost.records import record
 
 
 @record(kw_only=True)  # one per connection

@@ -15,7 +15,8 @@ def record(*, kw_only: bool = False) -> Callable[[type[T]], type[T]]:
     checks as frozen (assigning a field is a type error), but whose `__init__` assigns its
     fields directly: a frozen dataclass's goes through `object.__setattr__` once per field,
     which costs about three times as much. For the objects made per PUBLISH (the decoded
-    packet, its event, the routed Message); treat them as immutable like any frozen one."""
+    packet, its event, the routed Message) and per connection (its CONNECT, ClientInfo,
+    the dialect's Admission); treat them as immutable like any frozen one."""
 
     def make(cls: type[T]) -> type[T]:
         return dataclass(slots=True, kw_only=kw_only, unsafe_hash=True)(cls)

@@ -84,3 +84,14 @@ def test_a_clean_session_writes_nothing_to_the_store(tmp_path: Path) -> None:
         assert store.write_seq > saved
     finally:
         store.close()
+
+
+def test_sessions_with_the_same_limits_share_one_record() -> None:
+    """The queue limits come from the configuration: one record for all the sessions that
+    have the same, not a copy in each; different limits stay apart."""
+    a, b = session("a"), session("b")
+    assert a.limits is b.limits
+    assert (a.max_queued_messages, a.max_queued_bytes) == (100, 1 << 20)
+    other = Session("t", "c", max_queued_messages=5, max_queued_bytes=1 << 20)
+    assert other.limits is not a.limits and other.max_queued_messages == 5
+    assert (a.tenant, a.client_id) == a.key == ("t", "a")

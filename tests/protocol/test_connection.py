@@ -282,6 +282,43 @@ def test_stream_fed_one_byte_at_a_time_gives_the_same_events(version: ProtocolVe
     assert whole.closed
 
 
+@pytest.mark.parametrize("chunk", [2, 3, 5, 7, 64])
+def test_stream_fed_in_chunks_across_packet_boundaries_gives_the_same_events(chunk: int) -> None:
+    """Reads that end inside a packet, after whole ones or in the middle of the next one:
+    framed from the bytes received, with only the start of an unfinished packet kept, the
+    connection gives the same events and output as when fed the stream whole."""
+    vectors = stream_vectors(V5)
+    stream = b"".join(v.data for v in vectors)
+    whole = open_connection(V5)
+    whole_events = whole.receive_data(stream, T0 + 1)
+    chunked = open_connection(V5)
+    chunk_events: list[ev.Event] = []
+    for i in range(0, len(stream), chunk):
+        chunk_events += chunked.receive_data(stream[i : i + chunk], T0 + 1)
+    assert chunk_events == whole_events
+    assert chunked.data_to_send() == whole.data_to_send()
+
+
+def test_packets_beyond_the_limit_wait_for_the_next_call() -> None:
+    """With a limit, a read of many packets gives that many events; the rest waits in the
+    connection (`more_input`) and comes with the next call, even one without new bytes,
+    ahead of what that call brings."""
+    conn = open_connection(V311)
+    pings = encode(Pingreq(), V311) * 2
+    publishes = b"".join(encode(Publish(topic=f"t/{i}"), V311) for i in range(5))
+    first = conn.receive_data(publishes + pings[:1], T0, limit=2)
+    assert [e.packet.topic for e in first] == ["t/0", "t/1"]  # type: ignore[attr-defined]
+    assert conn.more_input
+    second = conn.receive_data(b"", T0, limit=2)
+    assert [e.packet.topic for e in second] == ["t/2", "t/3"]  # type: ignore[attr-defined]
+    assert conn.more_input
+    third = conn.receive_data(pings[1:], T0, limit=2)
+    assert [e.packet.topic for e in third] == ["t/4"]  # type: ignore[attr-defined]
+    assert not conn.more_input
+    assert decode_all(conn.data_to_send(), V311) == [Pingresp(), Pingresp()]
+    assert conn.data_to_send() == b""
+
+
 # --- keep alive ---------------------------------------------------------------------------
 
 

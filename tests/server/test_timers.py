@@ -148,3 +148,15 @@ def test_a_late_tick_runs_every_slot_it_missed() -> None:
     loop.now = 1007.2  # the timer runs late
     callback()
     assert [i.expired_at for i in items] == [[1007.2]] * 5
+
+
+def test_entries_of_one_slot_share_its_index_object() -> None:
+    """Thousands of connections sit in a few slots: each is handed the slot's own index
+    object (no int of its own per connection), and removing one by it leaves the others."""
+    loop = ManualLoop()
+    wheel = wheel_on(loop)
+    a, b = (Deadline(loop, wheel, 5_000.2), Deadline(loop, wheel, 5_000.7))
+    assert a.slot == b.slot and a.slot is b.slot
+    wheel.remove(a, a.slot)
+    loop.advance_to(5_002.0)
+    assert a.expired_at == [] and len(b.expired_at) == 1

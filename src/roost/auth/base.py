@@ -13,9 +13,10 @@ from typing import Protocol
 
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Connect
+from roost.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)  # one per connection
 class ClientInfo:
     """Who is asking: what the connection knows about its client."""
 

@@ -58,6 +58,31 @@ class _SharedEmptyQueue(deque[Delivery]):
 _NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A session's queue limits (from the configuration): one record for all the sessions
+    that have the same, not four fields in each."""
+
+    max_queued_messages: int
+    max_queued_bytes: int
+    queue_overflow: str
+    max_in_memory: int
+
+
+_LIMITS: dict[tuple[int, int, str, int], QueueLimits] = {}
+
+
+def _shared_limits(
+    max_queued_messages: int, max_queued_bytes: int, queue_overflow: str, max_in_memory: int
+) -> QueueLimits:
+    """The one record of these limits."""
+    key = (max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory)
+    limits = _LIMITS.get(key)
+    if limits is None:
+        limits = _LIMITS[key] = QueueLimits(*key)
+    return limits
+
+
 class Session:
     """State that outlives a network connection (MQTT "Session State" [MQTT-4.1.0-1])."""
 
@@ -65,7 +90,6 @@ class Session:
         "_next_packet_id",
         "_refill_waiting",
         "awaiting_rel",
-        "client_id",
         "connected",
         "device_id",
         "disconnected_at",
@@ -73,11 +97,8 @@ class Session:
         "inflight",
         "journal",
         "key",
-        "max_in_memory",
-        "max_queued_bytes",
-        "max_queued_messages",
+        "limits",
         "queue",
-        "queue_overflow",
         "queued_bytes",
         "queued_qos0",
         "spill_after",
@@ -88,7 +109,6 @@ class Session:
         "stored",
         "subscription_qos",
         "subscriptions",
-        "tenant",
         "wake",
     )
 
@@ -102,8 +122,7 @@ class Session:
         queue_overflow: str = "drop_oldest",
         max_in_memory: int = 1_000,
     ) -> None:
-        self.tenant = tenant
-        self.client_id = client_id
+        # The tenant and the client id are read from the key (one tuple, no copies).
         self.key: SessionKey = (tenant, client_id)
         # The registry device of the client that opened it last (None: not a device).
         self.device_id: str | None = None
@@ -119,7 +138,9 @@ class Session:
         self.queued_qos0 = 0
         # Journaled sessions keep at most `max_in_memory` queued deliveries in RAM; later
         # ones live only in the store ("spilled") and are read back in pages, in order.
-        self.max_in_memory = max_in_memory
+        self.limits = _shared_limits(
+            max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory
+        )
         self.spilled = 0
         self.spilled_bytes = 0
         self.spill_after = 0  # store id of the last delivery that is in RAM
@@ -127,9 +148,6 @@ class Session:
         self._refill_waiting = False
         # Shared and empty until the first one (own_awaiting_rel()).
         self.awaiting_rel: set[int] = NO_IDS
-        self.max_queued_messages = max_queued_messages
-        self.max_queued_bytes = max_queued_bytes
-        self.queue_overflow = queue_overflow
         self.stats = QueueStats()
         self.connected = False
         self.disconnected_at: float | None = None
@@ -140,6 +158,30 @@ class Session:
         # The store may hold rows of this session (it was saved or restored): deleted with it.
         self.stored = False
         self._next_packet_id = 1
+
+    @property
+    def tenant(self) -> str:
+        return self.key[0]
+
+    @property
+    def client_id(self) -> str:
+        return self.key[1]
+
+    @property
+    def max_queued_messages(self) -> int:
+        return self.limits.max_queued_messages
+
+    @property
+    def max_queued_bytes(self) -> int:
+        return self.limits.max_queued_bytes
+
+    @property
+    def queue_overflow(self) -> str:
+        return self.limits.queue_overflow
+
+    @property
+    def max_in_memory(self) -> int:
+        return self.limits.max_in_memory
 
     def own_queue(self) -> deque[Delivery]:
         """The session's queue, to add to (made on first use)."""
@@ -161,16 +203,19 @@ class Session:
         """Queue a delivery under the overflow policy (QoS 0 is always dropped first).
         Returns False if this delivery itself was not queued; every drop is counted."""
         size = delivery.message.size
-        if self.max_queued_messages == 0 or size > self.max_queued_bytes:
+        limits = self.limits
+        max_messages = limits.max_queued_messages
+        max_bytes = limits.max_queued_bytes
+        if max_messages == 0 or size > max_bytes:
             self.stats.dropped_overflow += 1
             return False
         while (
-            len(self.queue) + self.spilled >= self.max_queued_messages
-            or self.queued_bytes + self.spilled_bytes + size > self.max_queued_bytes
+            len(self.queue) + self.spilled >= max_messages
+            or self.queued_bytes + self.spilled_bytes + size > max_bytes
         ):
             if self.queued_qos0 and self._drop_one_qos0():
                 continue
-            if self.queue_overflow == "drop_newest" or delivery.qos == 0 or not self.queue:
+            if limits.queue_overflow == "drop_newest" or delivery.qos == 0 or not self.queue:
                 self.stats.dropped_overflow += 1
                 return False
             dropped = self.queue.popleft()
@@ -179,7 +224,7 @@ class Session:
             if dropped.store_id and self.journal is not None:
                 self.journal.delivery_deleted(dropped)
         journal = self.journal
-        if journal is not None and (self.spilled or len(self.queue) >= self.max_in_memory):
+        if journal is not None and (self.spilled or len(self.queue) >= limits.max_in_memory):
             if delivery.qos == 0:
                 # Not stored, and it may not overtake what is on disk: dropped first.
                 self.stats.dropped_overflow += 1

@@ -81,6 +81,7 @@ from typing import Protocol, runtime_checkable
 from roost.auth.base import ClientInfo
 from roost.auth.credentials import CredentialStore
 from roost.mqtt.packets import Connect, Properties
+from roost.records import record
 
 
 class RetainPolicy(Enum):
@@ -122,7 +123,7 @@ class Refusal:
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)  # one per CONNECT
 class Admission:
     """CONNECT accepted by the dialect: who the client is."""
 

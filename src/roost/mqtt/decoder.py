@@ -105,11 +105,18 @@ def _reason(packet_type: PacketType, code: int) -> int:
 # --- CONNECT ------------------------------------------------------------------------
 
 
+# (Protocol Name, Protocol Level) -> the version they name.
+_CONNECT_VERSIONS = {
+    ("MQTT", 4): ProtocolVersion.V311,
+    ("MQTT", 5): ProtocolVersion.V5,
+    ("MQIsdp", 3): ProtocolVersion.V31,
+}
+
+
 def _connect_version(name: str, level: int) -> ProtocolVersion:
-    if name == "MQTT" and level in (4, 5):
-        return ProtocolVersion(level)
-    if name == "MQIsdp" and level == 3:
-        return ProtocolVersion.V31
+    version = _CONNECT_VERSIONS.get((name, level))
+    if version is not None:
+        return version
     known = name in ("MQTT", "MQIsdp")
     raise UnsupportedConnectVersion(
         f"unsupported protocol {name!r} level {level} [MQTT-3.1.2-1] [MQTT-3.1.2-2]",

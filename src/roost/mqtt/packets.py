@@ -61,7 +61,7 @@ class Will:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)  # one per connection
 class Connect:
     packet_type = PacketType.CONNECT
     protocol_name: str = "MQTT"

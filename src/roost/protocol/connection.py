@@ -121,7 +121,6 @@ class ServerConnection:
         "last_received",
         "limits",
         "more_input",
-        "opened_at",
         "request_problem_information",
         "session_expiry_interval",
         "state",
@@ -138,10 +137,11 @@ class ServerConnection:
         self._topic_name_valid = topic_name_valid
         self.state = State.AWAIT_CONNECT
         self.version: ProtocolVersion | None = None
-        self._in = bytearray()
+        # The start of a packet not yet complete (a bytearray then), else empty.
+        self._in: bytes | bytearray = b""
         self.more_input = False
-        self._out: list[bytes] = []
-        self.opened_at = now
+        # Encoded packets not yet taken by data_to_send(), None when there are none.
+        self._out: list[bytes] | None = None
         self.last_received = now
         self.keep_alive = 0
         # Negotiated from the client's CONNECT properties.
@@ -181,7 +181,12 @@ class ServerConnection:
             return []
         self.last_received = now
         buf = self._in
-        buf += data
+        if buf:
+            buf += data  # the rest of a packet begun earlier (a bytearray)
+        else:
+            # Nothing buffered, the common case: frames are read from the bytes received
+            # as they are; only the start of an incomplete packet is kept (below).
+            buf = data
         events: list[ev.Event] = []
         offset = 0
         view = memoryview(buf)
@@ -207,7 +212,11 @@ class ServerConnection:
         finally:
             self._reading = False
         view.release()
-        if offset:
+        if offset == len(buf):
+            self._in = b""
+        elif buf is data or not isinstance(buf, bytearray):
+            self._in = bytearray(buf[offset:])
+        elif offset:
             try:
                 del buf[:offset]
             except BufferError:  # a view is still alive somewhere: copy instead
@@ -396,7 +405,7 @@ class ServerConnection:
             data = _ACCEPTED.get(key)
             if data is None:
                 data = _ACCEPTED[key] = encode(connack, version)
-            self._out.append(data)
+            self._emit(data)
         else:
             self.send(connack)
         held, self._held = self._held, None
@@ -489,7 +498,7 @@ class ServerConnection:
                 data = encode(_without_problem_info(packet, props), version)
         else:
             data = encode(packet, version)
-        self._out.append(data)
+        self._emit(data)
 
     def send_publish(
         self,
@@ -521,14 +530,18 @@ class ServerConnection:
                 assert aliases is not None
                 aliases.forget(topic)
             return False
-        self._out.append(data)
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
         return True
 
     def send_puback(self, packet_id: int, reason_code: int = ReasonCode.SUCCESS) -> None:
         if self.state is _CONNECTED:
             # Without properties: nothing to withhold, never above a Maximum Packet Size.
             assert self.version is not None
-            self._out.append(encode_ack(_PUBACK, packet_id, reason_code, self.version))
+            self._emit(encode_ack(_PUBACK, packet_id, reason_code, self.version))
         else:
             self.send(Puback(packet_id=packet_id, reason_code=reason_code))
         self.inbound_completed(packet_id)
@@ -554,13 +567,20 @@ class ServerConnection:
     def send_auth(self, reason_code: int, properties: Properties) -> None:
         self.send(Auth(reason_code=reason_code, properties=properties))
 
+    def _emit(self, data: bytes) -> None:
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
+
     def data_to_send(self) -> bytes:
         """Everything encoded since the last call, as one buffer (one write per turn)."""
-        if not self._out:
+        out = self._out
+        if out is None:
             return b""
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
-        return data
+        self._out = None
+        return out[0] if len(out) == 1 else b"".join(out)
 
     # -- time ----------------------------------------------------------------------------
 

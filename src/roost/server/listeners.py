@@ -35,8 +35,9 @@ class Listener:
         self.accept_loop: AcceptLoop | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self.port = 0
-        # Open connections with a handler; those that may be stalling, looked at each sweep.
-        self.protocols: set[MQTTProtocol] = set()
+        # Connections that may be stalling, looked at each sweep. (Open connections are not
+        # kept in a set of their own: the server's handlers are, and a set costs ~100 bytes
+        # a connection.)
         self._suspects: set[MQTTProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -119,11 +120,7 @@ class Listener:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def opened(self, protocol: MQTTProtocol) -> None:
-        self.protocols.add(protocol)
-
     def closed(self, protocol: MQTTProtocol) -> None:
-        self.protocols.discard(protocol)
         self._suspects.discard(protocol)
 
     def suspect(self, protocol: MQTTProtocol) -> None:

@@ -110,7 +110,7 @@ class MQTTProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         peer = self.peer or format_peer(transport.get_extra_info("peername"))
         handler_transport: Transport = transport
-        loop = asyncio.get_running_loop()
+        loop = listener.loop  # the running loop (asking asyncio for it costs a getpid())
         if listener.config.is_websocket:
             self.websocket = WebSocketTransport(transport, listener.config.ws_path, loop, peer)
             handler_transport = self.websocket
@@ -125,7 +125,6 @@ class MQTTProtocol(asyncio.Protocol):
         )
         if self.websocket is not None:
             self.websocket.receiver = self.handler.data_received
-        listener.opened(self)
 
     # -- asyncio callbacks -------------------------------------------------------------------
 

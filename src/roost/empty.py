@@ -1,11 +1,12 @@
-"""One read-only empty set of packet identifiers, shared by the many connections and
-sessions that have none in flight yet (an empty set takes 216 bytes); their owner makes a
-set of its own on first use. Adding to the shared one raises instead of leaking ids into
-every other owner."""
+"""Read-only empty containers shared by the many connections and sessions that hold
+nothing yet: a set of packet identifiers (an empty set takes 216 bytes) and dicts (64
+bytes each); their owner makes one of its own on first use. Adding to a shared one raises
+instead of leaking into every other owner."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class EmptyIds(set[int]):
@@ -33,3 +34,23 @@ class EmptyIds(set[int]):
 
 
 NO_IDS: set[int] = EmptyIds()
+
+
+class EmptyDict(dict[Any, Any]):
+    __slots__ = ()
+
+    def _refuse(self, *_: object, **__: object) -> None:
+        raise TypeError("a shared empty dict is read-only: make an own dict first")
+
+    def __setitem__(self, key: object, value: object, /) -> None:
+        self._refuse()
+
+    def setdefault(self, key: object, default: object = None, /) -> None:
+        self._refuse()
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        self._refuse()
+
+    def __ior__(self, value: object, /) -> EmptyDict:  # type: ignore[misc]
+        self._refuse()
+        return self

@@ -95,3 +95,24 @@ def test_sessions_with_the_same_limits_share_one_record() -> None:
     other = Session("t", "c", max_queued_messages=5, max_queued_bytes=1 << 20)
     assert other.limits is not a.limits and other.max_queued_messages == 5
     assert (a.tenant, a.client_id) == a.key == ("t", "a")
+
+
+def test_idle_sessions_share_empty_subscriptions_inflight_and_counters() -> None:
+    """Until a session subscribes, sends a QoS 1/2 message or drops one, it shares the
+    empty dicts and the zero counters; what one session adds never shows in another, and
+    the shared ones refuse additions."""
+    a, b = session("a"), session("b")
+    assert a.subscriptions is b.subscriptions and a.inflight is b.inflight
+    assert a.stats is b.stats
+    with pytest.raises(TypeError):
+        a.subscriptions["t"] = None  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        a.inflight.setdefault(1, delivery("t"))
+    with pytest.raises(TypeError):
+        a.stats.dropped_overflow += 1
+    assert a.enqueue(delivery("t/1"))
+    assert [d.message.topic for d in a.take_ready(10, 0.0)] == ["t/1"]
+    assert list(a.inflight) == [1] and len(b.inflight) == 0
+    full = Session("t", "full", max_queued_messages=0, max_queued_bytes=1 << 20)
+    assert not full.enqueue(delivery("t/2"))
+    assert full.stats.dropped_overflow == 1 and b.stats.dropped_overflow == 0

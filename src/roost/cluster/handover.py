@@ -282,7 +282,7 @@ class Claims:
         )
         journal = session.journal
         for delivery in h.inflight:
-            session.inflight[delivery.packet_id] = delivery
+            session.own_inflight()[delivery.packet_id] = delivery
             if journal is not None:
                 journal.delivery_queued(key, delivery)
                 journal.delivery_sent(delivery)

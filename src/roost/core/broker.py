@@ -329,7 +329,7 @@ class Broker:
         existed = subscription.topic_filter in session.subscriptions
         if not existed:
             self.quotas.of(session.tenant).subscriptions += 1
-        session.subscriptions[subscription.topic_filter] = subscription
+        session.own_subscriptions()[subscription.topic_filter] = subscription
         self.router(session.tenant).add(session.client_id, subscription)
         if session.expiry_interval:
             self._save(session)
@@ -434,8 +434,7 @@ class Broker:
                 qos = message_qos
             if not session.connected and qos == 0 and session.expiry_interval == 0:
                 continue
-            queue_stats = session.stats
-            dropped_before = queue_stats.dropped_overflow
+            dropped_before = session.stats.dropped_overflow
             if session.enqueue(
                 Delivery(
                     message=message,
@@ -449,8 +448,10 @@ class Broker:
                     depth = len(session.queue) + session.spilled
                     if depth > DEEP_QUEUE or depth * 2 > session.max_queued_messages:
                         self.deep = session
-            if queue_stats.dropped_overflow != dropped_before:
-                stats.messages_dropped += queue_stats.dropped_overflow - dropped_before
+            # Read again: the first drop gives the session counters of its own.
+            dropped = session.stats.dropped_overflow
+            if dropped != dropped_before:
+                stats.messages_dropped += dropped - dropped_before
         return delivered
 
     def may_retain(self, message: Message) -> bool:
@@ -533,7 +534,7 @@ class Broker:
             session.stored = True
             for delivery in stored.deliveries:
                 if delivery.packet_id:
-                    session.inflight[delivery.packet_id] = delivery
+                    session.own_inflight()[delivery.packet_id] = delivery
                 else:
                     session.own_queue().append(delivery)
                     session.queued_bytes += delivery.message.size
@@ -547,7 +548,7 @@ class Broker:
             usage.subscriptions += len(stored.subscriptions)
             router = self.router(stored.tenant)
             for subscription in stored.subscriptions:
-                session.subscriptions[subscription.topic_filter] = subscription
+                session.own_subscriptions()[subscription.topic_filter] = subscription
                 router.add(stored.client_id, subscription)
             if stored.expiry_interval != NEVER_EXPIRES:
                 self._schedule(since + stored.expiry_interval, "expire", key)

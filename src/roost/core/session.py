@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from roost.core.message import Delivery, Message
-from roost.empty import NO_IDS
+from roost.empty import NO_IDS, EmptyDict
 from roost.mqtt.packets import Subscription
 
 if TYPE_CHECKING:
@@ -31,6 +31,20 @@ class QueueStats:
     dropped_overflow: int = 0
     dropped_expired: int = 0
     dropped_too_large: int = 0
+
+
+class _SharedQueueStats(QueueStats):
+    """The counters of every session that has dropped nothing yet: all zero, read-only."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError("the shared queue stats are read-only: use Session.own_stats()")
+
+
+_NO_DROPS: QueueStats = _SharedQueueStats.__new__(_SharedQueueStats)
+for _name in ("dropped_overflow", "dropped_expired", "dropped_too_large"):
+    object.__setattr__(_NO_DROPS, _name, 0)
 
 
 class _SharedEmptyQueue(deque[Delivery]):
@@ -56,6 +70,9 @@ class _SharedEmptyQueue(deque[Delivery]):
 
 
 _NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
+# Shared and empty until the first subscription / QoS 1-2 delivery in flight.
+_NO_SUBSCRIPTIONS: dict[str, SessionSubscription] = EmptyDict()
+_NO_INFLIGHT: dict[int, Delivery] = EmptyDict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +146,11 @@ class Session:
         # Messages are delivered at the subscription's QoS, whatever the message's (a
         # dialect's rule: SmartREST operations); else at the lower of the two [MQTT-3.8.4-8].
         self.subscription_qos = False
-        self.subscriptions: dict[str, SessionSubscription] = {}
+        # Shared and empty until the first (own_subscriptions()).
+        self.subscriptions: dict[str, SessionSubscription] = _NO_SUBSCRIPTIONS
         self.expiry_interval = 0
-        self.inflight: dict[int, Delivery] = {}
+        # Shared and empty until the first (own_inflight()).
+        self.inflight: dict[int, Delivery] = _NO_INFLIGHT
         # Shared and empty until the first delivery is queued (own_queue()).
         self.queue: deque[Delivery] = _NO_QUEUE
         self.queued_bytes = 0
@@ -148,7 +167,8 @@ class Session:
         self._refill_waiting = False
         # Shared and empty until the first one (own_awaiting_rel()).
         self.awaiting_rel: set[int] = NO_IDS
-        self.stats = QueueStats()
+        # Shared and all zero until the first drop (own_stats()).
+        self.stats = _NO_DROPS
         self.connected = False
         self.disconnected_at: float | None = None
         # Called when there is something new to send; set by the connection that owns it.
@@ -183,6 +203,27 @@ class Session:
     def max_in_memory(self) -> int:
         return self.limits.max_in_memory
 
+    def own_subscriptions(self) -> dict[str, SessionSubscription]:
+        """The session's subscriptions, to add to (made on first use)."""
+        subscriptions = self.subscriptions
+        if subscriptions is _NO_SUBSCRIPTIONS:
+            subscriptions = self.subscriptions = {}
+        return subscriptions
+
+    def own_inflight(self) -> dict[int, Delivery]:
+        """The deliveries in flight, to add to (made on first use)."""
+        inflight = self.inflight
+        if inflight is _NO_INFLIGHT:
+            inflight = self.inflight = {}
+        return inflight
+
+    def own_stats(self) -> QueueStats:
+        """The session's drop counters, to count in (made on the first drop)."""
+        stats = self.stats
+        if stats is _NO_DROPS:
+            stats = self.stats = QueueStats()
+        return stats
+
     def own_queue(self) -> deque[Delivery]:
         """The session's queue, to add to (made on first use)."""
         queue = self.queue
@@ -207,7 +248,7 @@ class Session:
         max_messages = limits.max_queued_messages
         max_bytes = limits.max_queued_bytes
         if max_messages == 0 or size > max_bytes:
-            self.stats.dropped_overflow += 1
+            self.own_stats().dropped_overflow += 1
             return False
         while (
             len(self.queue) + self.spilled >= max_messages
@@ -216,18 +257,18 @@ class Session:
             if self.queued_qos0 and self._drop_one_qos0():
                 continue
             if limits.queue_overflow == "drop_newest" or delivery.qos == 0 or not self.queue:
-                self.stats.dropped_overflow += 1
+                self.own_stats().dropped_overflow += 1
                 return False
             dropped = self.queue.popleft()
             self.queued_bytes -= dropped.message.size
-            self.stats.dropped_overflow += 1
+            self.own_stats().dropped_overflow += 1
             if dropped.store_id and self.journal is not None:
                 self.journal.delivery_deleted(dropped)
         journal = self.journal
         if journal is not None and (self.spilled or len(self.queue) >= limits.max_in_memory):
             if delivery.qos == 0:
                 # Not stored, and it may not overtake what is on disk: dropped first.
-                self.stats.dropped_overflow += 1
+                self.own_stats().dropped_overflow += 1
                 return False
             self.spill_seq = journal.delivery_queued(self.key, delivery)
             delivery.store_id = 0  # the object is not kept: the row is read back later
@@ -251,7 +292,7 @@ class Session:
                 del self.queue[i]
                 self.queued_bytes -= queued.message.size
                 self.queued_qos0 -= 1
-                self.stats.dropped_overflow += 1
+                self.own_stats().dropped_overflow += 1
                 return True
         return False
 
@@ -312,13 +353,13 @@ class Session:
             if head.qos == 0:
                 self.queued_qos0 -= 1
             if head.message.expires_at is not None and head.message.expired(now):
-                self.stats.dropped_expired += 1
+                self.own_stats().dropped_expired += 1
                 if head.store_id and self.journal is not None:
                     self.journal.delivery_deleted(head)
                 continue
             if head.qos > 0:
                 head.packet_id = self.allocate_packet_id()
-                self.inflight[head.packet_id] = head
+                self.own_inflight()[head.packet_id] = head
                 if head.store_id and self.journal is not None:
                     self.journal.delivery_sent(head)
             out.append(head)
@@ -366,7 +407,7 @@ class Session:
         """Forget an exchange the client can never receive (too large for it)."""
         delivery = self.inflight.pop(packet_id, None)
         if delivery is not None:
-            self.stats.dropped_too_large += 1
+            self.own_stats().dropped_too_large += 1
             if delivery.store_id and self.journal is not None:
                 self.journal.delivery_deleted(delivery)
 

@@ -143,7 +143,7 @@ class ConnectionHandler:
         self._mark = 0
         # The slot of this connection's deadline in the timer wheel (CONNECT, keep alive).
         self._timer: int | None = ctx.timers.add(self, loop.time() + m.connect_timeout)
-        ctx.handlers.add(self)
+        ctx.handlers[self] = None
 
     # -- transport callbacks -------------------------------------------------------------
 
@@ -488,7 +488,7 @@ class ConnectionHandler:
     def _finish(self, publish_will: bool) -> None:
         self._closed = True
         self._cancel_timer()
-        self.ctx.handlers.discard(self)
+        self.ctx.handlers.pop(self, None)
         session = self.session
         if session is None:
             return

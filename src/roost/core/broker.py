@@ -179,7 +179,7 @@ class Broker:
         """The network connection of `session` ended (any reason). `will` is None when the
         client disconnected normally [MQTT-3.1.2-10] or the will was otherwise cleared."""
         session.connected = False
-        session.wake = None
+        session.waker = None
         session.disconnected_at = now
         self.stats.clients_connected -= 1
         self.quotas.of(session.tenant).connections -= 1

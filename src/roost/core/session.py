@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from roost.core.message import Delivery, Message
 from roost.empty import NO_IDS, EmptyDict
@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from roost.core.store import Journal
 
 SessionKey = tuple[str, str]  # (tenant, client_id)
+
+
+class Waker(Protocol):
+    """What delivers a session's queue (its connection): told when there is something new
+    to send. The session keeps the object itself, not a bound method (one fewer per
+    connection)."""
+
+    def wake(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +134,7 @@ class Session:
         "stored",
         "subscription_qos",
         "subscriptions",
-        "wake",
+        "waker",
     )
 
     def __init__(
@@ -171,8 +179,8 @@ class Session:
         self.stats = _NO_DROPS
         self.connected = False
         self.disconnected_at: float | None = None
-        # Called when there is something new to send; set by the connection that owns it.
-        self.wake: Callable[[], None] | None = None
+        # Told when there is something new to send; set by the connection that owns it.
+        self.waker: Waker | None = None
         # Set for a persistent session when the store is durable: QoS 1/2 state is journaled.
         self.journal: Journal | None = None
         # The store may hold rows of this session (it was saved or restored): deleted with it.
@@ -282,8 +290,8 @@ class Session:
             elif journal is not None:
                 journal.delivery_queued(self.key, delivery)
                 self.spill_after = delivery.store_id
-        if self.wake is not None:
-            self.wake()
+        if self.waker is not None:
+            self.waker.wake()
         return True
 
     def _drop_one_qos0(self) -> bool:
@@ -324,8 +332,8 @@ class Session:
 
     def _refilled(self) -> None:
         self._refill_waiting = False
-        if self.wake is not None:
-            self.wake()
+        if self.waker is not None:
+            self.waker.wake()
 
     def allocate_packet_id(self) -> int:
         """A packet id not in use by an outbound QoS 1/2 exchange [MQTT-2.2.1-3]."""

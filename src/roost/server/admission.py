@@ -20,6 +20,7 @@ from roost.protocol import events as ev
 from roost.protocol.connection import State
 from roost.server.connect import (
     ConnectRefused,
+    Negotiated,
     check_connect_limits,
     connack_properties,
     match_certificate_identity,
@@ -42,6 +43,20 @@ class PendingAuth:
     def __init__(self) -> None:
         self.events: list[ev.Event] = []
         self.input = bytearray()
+
+
+class Admitting:
+    """A connection's CONNECT while it is being admitted; dropped with CONNACK."""
+
+    __slots__ = ("connect", "held", "negotiated", "success_auth_data")
+
+    def __init__(self, connect: Connect, negotiated: Negotiated) -> None:
+        self.connect = connect
+        self.negotiated = negotiated
+        # Enhanced authentication's last Authentication Data, for the CONNACK.
+        self.success_auth_data: bytes | None = None
+        # Packets and bytes that arrive while something is awaited off the loop's turn.
+        self.held: PendingAuth | None = None
 
 
 def on_connect(h: ConnectionHandler, connect: Connect) -> None:
@@ -68,8 +83,7 @@ def on_connect(h: ConnectionHandler, connect: Connect) -> None:
         return
     if connect.client_id != negotiated.client_id:
         connect = replace(connect, client_id=negotiated.client_id)
-    h._connect = connect
-    h._negotiated = negotiated
+    h._admitting = Admitting(connect, negotiated)
     h.client = ClientInfo(
         tenant=profile.tenant,
         client_id=negotiated.client_id,
@@ -107,7 +121,8 @@ def auth_step(h: ConnectionHandler, step: object) -> None:
                 Properties(authentication_method=h._auth_method, authentication_data=step.data),
             )
         else:
-            h._success_auth_data = step.data
+            assert h._admitting is not None
+            h._admitting.success_auth_data = step.data
             authenticate_and_accept(h)
     else:
         if h.conn.state is State.CONNECTED:
@@ -139,8 +154,9 @@ def authenticate_and_accept(
     h: ConnectionHandler, admission: Admission | Refusal | None = None
 ) -> None:
     ctx = h.ctx
-    connect, client = h._connect, h.client
-    assert connect is not None and client is not None
+    admitting, client = h._admitting, h.client
+    assert admitting is not None and client is not None
+    connect = admitting.connect
     # Sessions and takeover are keyed on the client id, or on what the dialect names.
     session_client_id = client.client_id
     if h._enhanced is None:
@@ -178,8 +194,6 @@ def authenticate_and_accept(
     mapping = h.profile.topic_mapping
     if mapping is not None:
         h.topics = mapping.client_topics(client)
-    negotiated = h._negotiated
-    assert negotiated is not None
     key = (client.tenant, session_client_id)
     if ctx.broker.quotas.enabled and not within_quota(h, key):
         return
@@ -192,14 +206,16 @@ def authenticate_and_accept(
 def _hold_input(h: ConnectionHandler) -> PendingAuth:
     """Hold the connection's later packets while its CONNECT waits for something off the
     event loop's turn (a credential check, other workers' answers)."""
-    pending = h._authenticating = PendingAuth()
+    assert h._admitting is not None
+    pending = h._admitting.held = PendingAuth()
     h.pause_input(INPUT_CHECK)
     return pending
 
 
 def _resume_input(h: ConnectionHandler) -> bool:
     """The wait is over: read again. False if the connection closed meanwhile."""
-    h._authenticating = None
+    assert h._admitting is not None
+    h._admitting.held = None
     if h._closed:
         return False
     h.resume_input(INPUT_CHECK)
@@ -231,9 +247,9 @@ def claim_then_accept(h: ConnectionHandler, key: SessionKey, clean_start: bool) 
 def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
     """Take over or resume the session, set the will, send CONNACK."""
     ctx = h.ctx
-    connect, client = h._connect, h.client
-    negotiated = h._negotiated
-    assert connect is not None and client is not None and negotiated is not None
+    admitting, client = h._admitting, h.client
+    assert admitting is not None and client is not None
+    connect, negotiated = admitting.connect, admitting.negotiated
     session_client_id = key[1]
     old = ctx.connections.get(key)
     if old is not None:
@@ -252,7 +268,7 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
     h.session = session
     # Keyed by the session's own key tuple (equal to `key`): one tuple per connection.
     ctx.connections[session.key] = h
-    session.wake = h.wake
+    session.waker = h
     set_will(h, connect, now)
     h.conn.keep_alive = negotiated.keep_alive
     h.conn.session_expiry_interval = negotiated.session_expiry_interval
@@ -267,14 +283,14 @@ def accept_session(h: ConnectionHandler, key: SessionKey) -> None:
             props = replace(
                 props,
                 authentication_method=h._auth_method,
-                authentication_data=h._success_auth_data,
+                authentication_data=admitting.success_auth_data,
             )
     # Session Present is 0 after a clean start [MQTT-3.2.2-2], 1 on resume [MQTT-3.2.2-3].
     # (The 3.x CONNACK's bytes are made once, by the connection.)
     h.conn.accept(
         Connack(session_present=present, reason_code=ReasonCode.SUCCESS, properties=props)
     )
-    h._connect = h._negotiated = None  # not needed any more
+    h._admitting = None  # not needed any more
     h._cancel_timer()
     h._arm_keep_alive()
     if log.isEnabledFor(logging.DEBUG):
@@ -324,9 +340,10 @@ def check_credentials_off_loop(h: ConnectionHandler, connect: Connect, client: C
                 reason_code=ReasonCode.UNSPECIFIED_ERROR, reason="credential check failed"
             )
         authenticate_and_accept(h, admission)
-        if h._authenticating is not None:  # claiming the client id from other workers
-            h._authenticating.events[:0] = pending.events
-            h._authenticating.input[:0] = pending.input
+        held = h._admitting.held if h._admitting is not None else None
+        if held is not None:  # claiming the client id from other workers
+            held.events[:0] = pending.events
+            held.input[:0] = pending.input
             return
         h._run_events(pending.events)
         if pending.input and not h._closed:

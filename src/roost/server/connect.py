@@ -4,17 +4,17 @@ and the CONNACK properties. Pure decisions over the packet and the config."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
 from roost.config import MQTTConfig
 from roost.core.broker import NEVER_EXPIRES
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
 from roost.mqtt.packets import Connect, Properties
+from roost.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record()
 class Negotiated:
-    """The outcome of CONNECT's parameters against the server's limits."""
+    """The outcome of CONNECT's parameters against the server's limits (one per CONNECT)."""
 
     client_id: str
     assigned: bool

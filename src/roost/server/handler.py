@@ -16,14 +16,11 @@ from roost.core.session import Session
 from roost.dialects.base import ClientTopics
 from roost.errors import MQTTError
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
-from roost.mqtt.packets import Connect, Properties
+from roost.mqtt.packets import Properties
 from roost.protocol import events as ev
 from roost.protocol.connection import ServerConnection, State
 from roost.server import admission, inbound
-from roost.server.admission import PendingAuth
-from roost.server.connect import (
-    Negotiated,
-)
+from roost.server.admission import Admitting
 from roost.server.context import ServerContext
 from roost.server.flow import INPUT_TURNS, OutputGate
 
@@ -62,18 +59,15 @@ class ConnectionHandler:
     """Owns a ServerConnection, and once connected, the client's Session."""
 
     __slots__ = (
+        "_admitting",
         "_auth_method",
-        "_authenticating",
         "_closed",
-        "_connect",
         "_enhanced",
         "_flush_scheduled",
         "_gate",
         "_input_paused",
         "_mark",
-        "_negotiated",
         "_paused",
-        "_success_auth_data",
         "_timer",
         "certificate_identity",
         "client",
@@ -126,14 +120,13 @@ class ConnectionHandler:
         # The tenant's quota record once connected, if the tenant has limits (else None:
         # nothing is checked).
         self.quota: TenantUsage | None = None
-        self._connect: Connect | None = None
-        self._negotiated: Negotiated | None = None
-        self._success_auth_data: bytes | None = None
+        # From CONNECT to CONNACK (admission.Admitting), then None.
+        self._admitting: Admitting | None = None
+        # Enhanced authentication's method, kept for re-authentication.
         self._enhanced: EnhancedAuthenticator | None = None
         self._auth_method: str | None = None
         self._paused = False
         self._flush_scheduled = False
-        self._authenticating: PendingAuth | None = None
         # The reasons its input is paused (INPUT_*), 0 when it is read.
         self._input_paused = 0
         self._closed = False
@@ -150,9 +143,10 @@ class ConnectionHandler:
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._authenticating is not None:
+        admitting = self._admitting
+        if admitting is not None and admitting.held is not None:
             # Credentials are being checked off the loop: keep the bytes for afterwards.
-            self._authenticating.input += data
+            admitting.held.input += data
             return
         self._begin()
         events = self.conn.receive_data(data, self.loop.time(), PACKETS_PER_TURN)
@@ -168,8 +162,9 @@ class ConnectionHandler:
                 self._dispatch(event)
                 if self._closed:
                     return
-                if self._authenticating is not None:
-                    self._authenticating.events = events[i + 1 :]
+                admitting = self._admitting
+                if admitting is not None and admitting.held is not None:
+                    admitting.held.events = events[i + 1 :]
                     self._write_out()
                     return
         except MQTTError as exc:

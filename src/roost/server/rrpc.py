@@ -45,6 +45,19 @@ class _Call:
     future: asyncio.Future[bytes]
 
 
+class _Drain:
+    """The waker of a tenant's internal session: reads its responses when one is queued."""
+
+    __slots__ = ("rrpc", "session")
+
+    def __init__(self, rrpc: Rrpc, session: Session) -> None:
+        self.rrpc = rrpc
+        self.session = session
+
+    def wake(self) -> None:
+        self.rrpc._drain(self.session)
+
+
 class Rrpc:
     """Synchronous server-to-device calls through `broker`; used on the broker's loop."""
 
@@ -143,7 +156,7 @@ class Rrpc:
             broker.subscribe(
                 session, SessionSubscription(topic_filter=topic_filter, options=options)
             )
-        session.wake = lambda: self._drain(session)
+        session.waker = _Drain(self, session)
         self._sessions[tenant] = session
 
     def _drain(self, session: Session) -> None:

@@ -243,6 +243,57 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
         assert stored == {old: 0, worker: 1}
 
 
+def stored_sessions(tmp_path: Path, client_id: str) -> dict[int, int]:
+    """How many stored sessions each worker's database has for `client_id`."""
+    stored = {}
+    for index in (0, 1):
+        with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
+            stored[index] = db.execute(
+                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)
+            ).fetchone()[0]
+    return stored
+
+
+def land_elsewhere(broker: Workers, client_id: str, old: int, expiry: int) -> Client:
+    """A connection with clean start 0 on the worker other than `old` (each try landing on
+    `old` resumes the session there and leaves it as it was)."""
+    for _ in range(60):
+        client = Client(broker, client_id)  # type: ignore[arg-type]
+        client.connect(
+            clean_start=False, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
+        )
+        if broker.worker_of(client)[0] != old:
+            return client
+        client.disconnect()
+    pytest.fail("the client never landed on the other worker")
+
+
+def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) -> None:
+    """[MQTT-3.1.2-23] the client resumes its session (expiry 3 s) on the other worker and
+    leaves at once with Session Expiry Interval 0, before the late hand-over comes; the
+    session installed by it, with no client, expires 3 s later: its stored copy goes too."""
+    broker = Workers(tmp_path, durability="sync", extra=LATE)
+    broker.start()
+    try:
+        holder = Client(broker, "gone")  # type: ignore[arg-type]
+        holder.connect(
+            clean_start=True, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3)
+        )
+        old = broker.worker_of(holder)[0]
+        holder.subscribe("gone/t", 1)
+        holder.disconnect()
+        client = land_elsewhere(broker, "gone", old, 3)
+        client.disconnect(0, props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
+        new = 1 - old
+        broker.wait_log(rf"worker {new}: session default/gone handed over \(", 1)
+        deadline = time.monotonic() + 20
+        while (stored := stored_sessions(tmp_path, "gone")) != {0: 0, 1: 0}:
+            assert time.monotonic() < deadline, f"never expired: {stored}"
+            time.sleep(0.1)
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
 def test_hand_over_frame_keeps_packet_ids_and_released_flags() -> None:
     """The CLAIMED frame's session: each exchange under way with its packet id, QoS, DUP
     and released flag [MQTT-4.4.0-1], queued messages in order with their v5 properties

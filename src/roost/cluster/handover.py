@@ -236,9 +236,10 @@ class Claims:
             and journal is not None
             and journal.committed_seq < session.spill_seq
         ):
-            # The queue's spilled part is read back from the store once it is committed.
+            # The queue's spilled part is read back from the store once it is committed;
+            # checked again then, since the session (still subscribed) may spill more.
             journal.after_commit(
-                session.spill_seq, lambda: self._answer(peer, request, key, clean_start)
+                session.spill_seq, lambda: self._prepare(peer, request, key, clean_start)
             )
             return
         self._answer(peer, request, key, clean_start)

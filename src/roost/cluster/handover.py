@@ -168,15 +168,19 @@ class Claims:
         try:
             hand_over = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            # Expected on every CONNECT with `claim_timeout = 0`: not worth a warning then.
-            (log.warning if timeout > 0 else log.debug)(
-                "worker %d: claim of %s/%s not answered in %g s; a session handed over "
-                "later is merged",
-                bus.index,
-                *key,
-                timeout,
-            )
-            return
+            if future.done() and not future.cancelled():
+                # Answered as the timeout fired (Python 3.12+ raises even so): taken.
+                hand_over = future.result()
+            else:
+                # Expected on every CONNECT with `claim_timeout = 0`: no warning then.
+                (log.warning if timeout > 0 else log.debug)(
+                    "worker %d: claim of %s/%s not answered in %g s; a session handed "
+                    "over later is merged",
+                    bus.index,
+                    *key,
+                    timeout,
+                )
+                return
         finally:
             if not entry.waiting:
                 self._claims.pop(request, None)

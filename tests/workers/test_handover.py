@@ -4,6 +4,8 @@ claim timed out (`[server] claim_timeout = 0`) is merged, not lost (docs/workers
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -290,6 +292,49 @@ def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) 
         while (stored := stored_sessions(tmp_path, "gone")) != {0: 0, 1: 0}:
             assert time.monotonic() < deadline, f"never expired: {stored}"
             time.sleep(0.1)
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_session_is_not_handed_over_on_a_lost_link(tmp_path: Path) -> None:
+    """The worker that claimed the session dies before the (delayed) answer: the holder
+    keeps the session instead of sending it into a dead link; the client resuming it later
+    gets the message queued meanwhile [MQTT-3.1.2-4] [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, extra="[server]\nclaim_timeout = 0\nhand_over_delay = 1")
+    broker.start()
+    expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
+    try:
+        holder = Client(broker, "lk")  # type: ignore[arg-type]
+        holder.connect(clean_start=True, properties=expiry)
+        old = broker.worker_of(holder)[0]
+        holder.subscribe("lk/t", 1)
+        holder.disconnect()
+        probe = broker.connect_on(1 - old)
+        pid = broker.worker_of(probe)[1]
+        probe.disconnect()
+        pub = broker.connect_on(old)
+        for _ in range(60):
+            client = Client(broker, "lk")  # type: ignore[arg-type]
+            # Session Present 1: resumed where it is; 0: on the other worker, claiming it.
+            if not client.connect(clean_start=False, properties=expiry).session_present:
+                os.kill(pid, signal.SIGKILL)
+                client.close()
+                break
+            client.disconnect()
+        else:
+            pytest.fail("the client never landed on the other worker")
+        broker.wait_log(
+            rf"worker {old}: link to worker {1 - old} lost before the answer to its claim "
+            r"of default/lk",
+            1,
+        )
+        pub.publish("lk/t", b"kept", 1)
+        pub.disconnect()
+        broker.wait_log(rf"worker {old}: linked to worker {1 - old}", 2)
+        client = Client(broker, "lk")  # type: ignore[arg-type]
+        client.connect(clean_start=False, properties=expiry)
+        assert client.expect_message().payload == b"kept"  # resumed, or merged on the other
+        client.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
 

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A claim not answered by every worker is forgotten this long after its timeout (at least
+# 10 claim timeouts): a hand-over the link lost (docs/workers.md) never comes.
+CLAIM_KEPT_SECONDS = 30.0
+
 
 @dataclass(slots=True)
 class HandOver:
@@ -134,6 +138,17 @@ class _Claim:
     future: asyncio.Future[HandOver | None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """Another worker's claim, to answer."""
+
+    peer: Peer
+    transport: object  # the link to `peer` the claim came over: the answer goes on it
+    request: int
+    key: SessionKey
+    clean_start: bool
+
+
 class Claims:
     """This worker's claims and its answers to the others' (the bus routes the frames)."""
 
@@ -180,12 +195,28 @@ class Claims:
                     *key,
                     timeout,
                 )
+                if request in self._claims:
+                    kept = (
+                        max(10 * timeout, CLAIM_KEPT_SECONDS)
+                        + bus.ctx.config.server.hand_over_delay
+                    )
+                    asyncio.get_running_loop().call_later(kept, self._forget, request)
                 return
         finally:
             if not entry.waiting:
                 self._claims.pop(request, None)
         if hand_over is not None:
             self._take(key, hand_over)
+
+    def _forget(self, request: int) -> None:
+        entry = self._claims.pop(request, None)
+        if entry is not None:
+            log.warning(
+                "worker %d: claim of %s/%s never answered by worker(s) %s; forgotten",
+                self.bus.index,
+                *entry.key,
+                ", ".join(map(str, sorted(entry.waiting))),
+            )
 
     def answered(self, peer: Peer, request: int, hand_over: HandOver | None) -> None:
         """A CLAIMED frame: `peer`'s answer to one of our claims."""
@@ -223,14 +254,16 @@ class Claims:
         if handler is not None:
             log.info("worker %d: %s/%s taken over by worker %d", bus.index, *key, peer.index)
             handler.take_over()
+        # The answer goes on this link: if it is lost meanwhile, so is the claim over there.
+        claim = _Claimed(peer, peer.transport, request, key, clean_start)
         delay = bus.ctx.config.server.hand_over_delay
         if delay > 0:  # a test hook: the answer comes after the claim timed out
-            loop = asyncio.get_running_loop()
-            loop.call_later(delay, self._prepare, peer, request, key, clean_start)
+            asyncio.get_running_loop().call_later(delay, self._prepare, claim)
         else:
-            self._prepare(peer, request, key, clean_start)
+            self._prepare(claim)
 
-    def _prepare(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
+    def _prepare(self, claim: _Claimed) -> None:
+        key, clean_start = claim.key, claim.clean_start
         session = self.broker.get_session(*key)
         journal = None if session is None else session.journal
         if (
@@ -242,21 +275,32 @@ class Claims:
         ):
             # The queue's spilled part is read back from the store once it is committed;
             # checked again then, since the session (still subscribed) may spill more.
-            journal.after_commit(
-                session.spill_seq, lambda: self._prepare(peer, request, key, clean_start)
+            journal.after_commit(session.spill_seq, lambda: self._prepare(claim))
+            return
+        self._answer(claim)
+
+    def _answer(self, claim: _Claimed) -> None:
+        bus = self.bus
+        peer, key = claim.peer, claim.key
+        session = self.broker.get_session(*key)
+        if session is not None and (session.connected or claim.clean_start):
+            if not session.connected:  # clean start: the old session is ended [MQTT-3.1.2-4]
+                self.broker.end_session(session, bus.ctx.clock())
+            session = None
+        transport = peer.transport
+        if transport is None or transport is not claim.transport or transport.is_closing():
+            # The claimer has dropped the claim with the link (or will never read the
+            # answer): a session stays here, for a later claim.
+            log.warning(
+                "worker %d: link to worker %d lost before the answer to its claim of %s/%s",
+                bus.index,
+                peer.index,
+                *key,
             )
             return
-        self._answer(peer, request, key, clean_start)
-
-    def _answer(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
-        bus = self.bus
         w = Writer(Kind.CLAIMED)
-        w.u32(request)
-        session = self.broker.get_session(*key)
-        if session is None or session.connected:
-            w.u8(0)
-        elif clean_start:
-            self.broker.end_session(session, bus.ctx.clock())
+        w.u32(claim.request)
+        if session is None:
             w.u8(0)
         else:
             w.u8(1)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
+import struct
 import time
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from roost.mqtt.packets import (
 )
 from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
 from tests.rawclient import RawClient
-from tests.workers.conftest import Workers
+from tests.workers.conftest import Workers, free_port
 
 WHERE = "$SYS/broker/worker"
 LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
@@ -335,6 +337,70 @@ def test_session_is_not_handed_over_on_a_lost_link(tmp_path: Path) -> None:
         client.connect(clean_start=False, properties=expiry)
         assert client.expect_message().payload == b"kept"  # resumed, or merged on the other
         client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+class PortClient(RawClient):
+    """A raw v5 client from a chosen local port: the kernel gives each connection from it
+    to the same worker (SO_REUSEPORT hashes the addresses); `abort` leaves no TIME_WAIT."""
+
+    def __init__(self, workers: Workers, source_port: int) -> None:
+        self.sock = socket.create_connection(
+            (workers.host, workers.port), TIMEOUT, ("127.0.0.1", source_port)
+        )
+        self.version = ProtocolVersion.V5
+        self.buffer = bytearray()
+        self.timeout = TIMEOUT
+
+    def abort(self) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+def test_session_handed_over_late_is_not_merged_into_a_clean_start(tmp_path: Path) -> None:
+    """[MQTT-3.1.2-4] the client resumes its session on the other worker (the hand-over is
+    a second late), then connects there again with Clean Start 1 before the hand-over
+    comes: the late session is dropped, not merged; nothing of it reaches the client."""
+    broker = Workers(tmp_path, extra="[server]\nclaim_timeout = 0\nhand_over_delay = 1")
+    broker.start()
+    expiry = Properties(session_expiry_interval=300)
+    try:
+        holder = Client(broker, "cs")  # type: ignore[arg-type]
+        holder.connect(properties=props(PacketTypes.CONNECT, SessionExpiryInterval=300))
+        old = broker.worker_of(holder)[0]
+        new = 1 - old
+        for _ in range(60):
+            port = free_port()
+            probe = PortClient(broker, port)
+            probe.connect("cs-probe")
+            probe.subscribe(WHERE)
+            while not (isinstance(packet := probe.recv(), Publish) and packet.topic == WHERE):
+                pass
+            probe.abort()
+            if int(packet.payload.split()[0]) == new:
+                break  # connections from `port` go to `new`
+        else:
+            pytest.fail(f"no local port whose connections go to worker {new}")
+        holder.subscribe("cs/t", 1)
+        holder.disconnect()
+        pub = broker.connect_on(old)
+        pub.publish("cs/t", b"old", 1)  # queued in the session on `old`
+        first = PortClient(broker, port)
+        connack = first.connect("cs", clean_start=False, properties=expiry)
+        assert isinstance(connack, Connack) and not connack.session_present  # on `new`
+        first.abort()
+        client = PortClient(broker, port)
+        connack = client.connect("cs", clean_start=True, properties=expiry)
+        assert isinstance(connack, Connack) and not connack.session_present
+        broker.wait_log(rf"worker {new}: session default/cs handed over after its client", 1)
+        assert isinstance(client.subscribe("cs/probe", 1), Suback)
+        client.publish("cs/probe", b"probe", 1, packet_id=1)  # delivered on its worker
+        while not isinstance(packet := client.recv(), Publish):
+            assert isinstance(packet, Puback), packet
+        assert packet.payload == b"probe"  # nothing of the old session before it
+        leave(client)
+        pub.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
 

@@ -136,6 +136,9 @@ class _Claim:
     key: SessionKey
     waiting: set[int]  # the workers that have not answered
     future: asyncio.Future[HandOver | None]
+    # The client started clean since (here or on another worker): a session handed over
+    # for this claim is not taken [MQTT-3.1.2-4].
+    discarded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,8 @@ class Claims:
         starts clean, hand its session over; installed here before this returns if it
         comes within `server.claim_timeout`, merged into the session when it comes later."""
         bus = self.bus
+        if clean_start:
+            self._discard(key)
         links = list(bus.links)
         if not links:
             return
@@ -206,7 +211,13 @@ class Claims:
             if not entry.waiting:
                 self._claims.pop(request, None)
         if hand_over is not None:
-            self._take(key, hand_over)
+            self._take(entry, hand_over)
+
+    def _discard(self, key: SessionKey) -> None:
+        """The client of `key` starts clean: its claims under way take no session."""
+        for entry in self._claims.values():
+            if entry.key == key:
+                entry.discarded = True
 
     def _forget(self, request: int) -> None:
         entry = self._claims.pop(request, None)
@@ -230,7 +241,7 @@ class Claims:
             if not entry.waiting:
                 del self._claims[request]
             if hand_over is not None:
-                self._take(entry.key, hand_over)
+                self._take(entry, hand_over)
         elif hand_over is not None:
             future.set_result(hand_over)
         elif not entry.waiting:
@@ -250,6 +261,8 @@ class Claims:
         """A CLAIM frame: another worker's client connected with a client id that may live
         here."""
         bus = self.bus
+        if clean_start:
+            self._discard(key)
         handler = bus.ctx.connections.get(key)
         if handler is not None:
             log.info("worker %d: %s/%s taken over by worker %d", bus.index, *key, peer.index)
@@ -313,7 +326,18 @@ class Claims:
         if self.broker.get_session(*key) is None:
             self.broker.store.session_deleted(key)
 
-    def _take(self, key: SessionKey, h: HandOver) -> None:
+    def _take(self, entry: _Claim, h: HandOver) -> None:
+        key = entry.key
+        if entry.discarded:
+            # Not merged into the clean session [MQTT-3.1.2-4]; the old holder still
+            # deletes its stored copy.
+            log.warning(
+                "worker %d: session %s/%s handed over after its client started clean; dropped",
+                self.bus.index,
+                *key,
+            )
+            self._handed(key)
+            return
         session = self.broker.get_session(*key)
         if session is None:
             self._install(key, h)

@@ -4,7 +4,11 @@ claim timed out (`[server] claim_timeout = 0`) is merged, not lost (docs/workers
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sqlite3
+import struct
 import time
 from pathlib import Path
 
@@ -34,7 +38,7 @@ from roost.mqtt.packets import (
 )
 from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
 from tests.rawclient import RawClient
-from tests.workers.conftest import Workers
+from tests.workers.conftest import Workers, free_port
 
 WHERE = "$SYS/broker/worker"
 LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
@@ -241,6 +245,164 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
                     "SELECT count(*) FROM sessions WHERE client_id = 'late'"
                 ).fetchone()[0]
         assert stored == {old: 0, worker: 1}
+
+
+def stored_sessions(tmp_path: Path, client_id: str) -> dict[int, int]:
+    """How many stored sessions each worker's database has for `client_id`."""
+    stored = {}
+    for index in (0, 1):
+        with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
+            stored[index] = db.execute(
+                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)
+            ).fetchone()[0]
+    return stored
+
+
+def land_elsewhere(broker: Workers, client_id: str, old: int, expiry: int) -> Client:
+    """A connection with clean start 0 on the worker other than `old` (each try landing on
+    `old` resumes the session there and leaves it as it was)."""
+    for _ in range(60):
+        client = Client(broker, client_id)  # type: ignore[arg-type]
+        client.connect(
+            clean_start=False, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
+        )
+        if broker.worker_of(client)[0] != old:
+            return client
+        client.disconnect()
+    pytest.fail("the client never landed on the other worker")
+
+
+def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) -> None:
+    """[MQTT-3.1.2-23] the client resumes its session (expiry 3 s) on the other worker and
+    leaves at once with Session Expiry Interval 0, before the late hand-over comes; the
+    session installed by it, with no client, expires 3 s later: its stored copy goes too."""
+    broker = Workers(tmp_path, durability="sync", extra=LATE)
+    broker.start()
+    try:
+        holder = Client(broker, "gone")  # type: ignore[arg-type]
+        holder.connect(
+            clean_start=True, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3)
+        )
+        old = broker.worker_of(holder)[0]
+        holder.subscribe("gone/t", 1)
+        holder.disconnect()
+        client = land_elsewhere(broker, "gone", old, 3)
+        client.disconnect(0, props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
+        new = 1 - old
+        broker.wait_log(rf"worker {new}: session default/gone handed over \(", 1)
+        deadline = time.monotonic() + 20
+        while (stored := stored_sessions(tmp_path, "gone")) != {0: 0, 1: 0}:
+            assert time.monotonic() < deadline, f"never expired: {stored}"
+            time.sleep(0.1)
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_session_is_not_handed_over_on_a_lost_link(tmp_path: Path) -> None:
+    """The worker that claimed the session dies before the (delayed) answer: the holder
+    keeps the session instead of sending it into a dead link; the client resuming it later
+    gets the message queued meanwhile [MQTT-3.1.2-4] [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, extra="[server]\nclaim_timeout = 0\nhand_over_delay = 1")
+    broker.start()
+    expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
+    try:
+        holder = Client(broker, "lk")  # type: ignore[arg-type]
+        holder.connect(clean_start=True, properties=expiry)
+        old = broker.worker_of(holder)[0]
+        holder.subscribe("lk/t", 1)
+        holder.disconnect()
+        probe = broker.connect_on(1 - old)
+        pid = broker.worker_of(probe)[1]
+        probe.disconnect()
+        pub = broker.connect_on(old)
+        for _ in range(60):
+            client = Client(broker, "lk")  # type: ignore[arg-type]
+            # Session Present 1: resumed where it is; 0: on the other worker, claiming it.
+            if not client.connect(clean_start=False, properties=expiry).session_present:
+                os.kill(pid, signal.SIGKILL)
+                client.close()
+                break
+            client.disconnect()
+        else:
+            pytest.fail("the client never landed on the other worker")
+        broker.wait_log(
+            rf"worker {old}: link to worker {1 - old} lost before the answer to its claim "
+            r"of default/lk",
+            1,
+        )
+        pub.publish("lk/t", b"kept", 1)
+        pub.disconnect()
+        broker.wait_log(rf"worker {old}: linked to worker {1 - old}", 2)
+        client = Client(broker, "lk")  # type: ignore[arg-type]
+        client.connect(clean_start=False, properties=expiry)
+        assert client.expect_message().payload == b"kept"  # resumed, or merged on the other
+        client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+class PortClient(RawClient):
+    """A raw v5 client from a chosen local port: the kernel gives each connection from it
+    to the same worker (SO_REUSEPORT hashes the addresses); `abort` leaves no TIME_WAIT."""
+
+    def __init__(self, workers: Workers, source_port: int) -> None:
+        self.sock = socket.create_connection(
+            (workers.host, workers.port), TIMEOUT, ("127.0.0.1", source_port)
+        )
+        self.version = ProtocolVersion.V5
+        self.buffer = bytearray()
+        self.timeout = TIMEOUT
+
+    def abort(self) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+def test_session_handed_over_late_is_not_merged_into_a_clean_start(tmp_path: Path) -> None:
+    """[MQTT-3.1.2-4] the client resumes its session on the other worker (the hand-over is
+    a second late), then connects there again with Clean Start 1 before the hand-over
+    comes: the late session is dropped, not merged; nothing of it reaches the client."""
+    broker = Workers(tmp_path, extra="[server]\nclaim_timeout = 0\nhand_over_delay = 1")
+    broker.start()
+    expiry = Properties(session_expiry_interval=300)
+    try:
+        holder = Client(broker, "cs")  # type: ignore[arg-type]
+        holder.connect(properties=props(PacketTypes.CONNECT, SessionExpiryInterval=300))
+        old = broker.worker_of(holder)[0]
+        new = 1 - old
+        for _ in range(60):
+            port = free_port()
+            probe = PortClient(broker, port)
+            probe.connect("cs-probe")
+            probe.subscribe(WHERE)
+            while not (isinstance(packet := probe.recv(), Publish) and packet.topic == WHERE):
+                pass
+            probe.abort()
+            if int(packet.payload.split()[0]) == new:
+                break  # connections from `port` go to `new`
+        else:
+            pytest.fail(f"no local port whose connections go to worker {new}")
+        holder.subscribe("cs/t", 1)
+        holder.disconnect()
+        pub = broker.connect_on(old)
+        pub.publish("cs/t", b"old", 1)  # queued in the session on `old`
+        first = PortClient(broker, port)
+        connack = first.connect("cs", clean_start=False, properties=expiry)
+        assert isinstance(connack, Connack) and not connack.session_present  # on `new`
+        first.abort()
+        client = PortClient(broker, port)
+        connack = client.connect("cs", clean_start=True, properties=expiry)
+        assert isinstance(connack, Connack) and not connack.session_present
+        broker.wait_log(rf"worker {new}: session default/cs handed over after its client", 1)
+        assert isinstance(client.subscribe("cs/probe", 1), Suback)
+        client.publish("cs/probe", b"probe", 1, packet_id=1)  # delivered on its worker
+        while not isinstance(packet := client.recv(), Publish):
+            assert isinstance(packet, Puback), packet
+        assert packet.payload == b"probe"  # nothing of the old session before it
+        leave(client)
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
 
 
 def test_hand_over_frame_keeps_packet_ids_and_released_flags() -> None:

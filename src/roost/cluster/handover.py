@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A claim not answered by every worker is forgotten this long after its timeout (at least
+# 10 claim timeouts): a hand-over the link lost (docs/workers.md) never comes.
+CLAIM_KEPT_SECONDS = 30.0
+
 
 @dataclass(slots=True)
 class HandOver:
@@ -132,6 +136,20 @@ class _Claim:
     key: SessionKey
     waiting: set[int]  # the workers that have not answered
     future: asyncio.Future[HandOver | None]
+    # The client started clean since (here or on another worker): a session handed over
+    # for this claim is not taken [MQTT-3.1.2-4].
+    discarded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """Another worker's claim, to answer."""
+
+    peer: Peer
+    transport: object  # the link to `peer` the claim came over: the answer goes on it
+    request: int
+    key: SessionKey
+    clean_start: bool
 
 
 class Claims:
@@ -150,6 +168,8 @@ class Claims:
         starts clean, hand its session over; installed here before this returns if it
         comes within `server.claim_timeout`, merged into the session when it comes later."""
         bus = self.bus
+        if clean_start:
+            self._discard(key)
         links = list(bus.links)
         if not links:
             return
@@ -168,20 +188,46 @@ class Claims:
         try:
             hand_over = await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            # Expected on every CONNECT with `claim_timeout = 0`: not worth a warning then.
-            (log.warning if timeout > 0 else log.debug)(
-                "worker %d: claim of %s/%s not answered in %g s; a session handed over "
-                "later is merged",
-                bus.index,
-                *key,
-                timeout,
-            )
-            return
+            if future.done() and not future.cancelled():
+                # Answered as the timeout fired (Python 3.12+ raises even so): taken.
+                hand_over = future.result()
+            else:
+                # Expected on every CONNECT with `claim_timeout = 0`: no warning then.
+                (log.warning if timeout > 0 else log.debug)(
+                    "worker %d: claim of %s/%s not answered in %g s; a session handed "
+                    "over later is merged",
+                    bus.index,
+                    *key,
+                    timeout,
+                )
+                if request in self._claims:
+                    kept = (
+                        max(10 * timeout, CLAIM_KEPT_SECONDS)
+                        + bus.ctx.config.server.hand_over_delay
+                    )
+                    asyncio.get_running_loop().call_later(kept, self._forget, request)
+                return
         finally:
             if not entry.waiting:
                 self._claims.pop(request, None)
         if hand_over is not None:
-            self._take(key, hand_over)
+            self._take(entry, hand_over)
+
+    def _discard(self, key: SessionKey) -> None:
+        """The client of `key` starts clean: its claims under way take no session."""
+        for entry in self._claims.values():
+            if entry.key == key:
+                entry.discarded = True
+
+    def _forget(self, request: int) -> None:
+        entry = self._claims.pop(request, None)
+        if entry is not None:
+            log.warning(
+                "worker %d: claim of %s/%s never answered by worker(s) %s; forgotten",
+                self.bus.index,
+                *entry.key,
+                ", ".join(map(str, sorted(entry.waiting))),
+            )
 
     def answered(self, peer: Peer, request: int, hand_over: HandOver | None) -> None:
         """A CLAIMED frame: `peer`'s answer to one of our claims."""
@@ -195,7 +241,7 @@ class Claims:
             if not entry.waiting:
                 del self._claims[request]
             if hand_over is not None:
-                self._take(entry.key, hand_over)
+                self._take(entry, hand_over)
         elif hand_over is not None:
             future.set_result(hand_over)
         elif not entry.waiting:
@@ -215,18 +261,22 @@ class Claims:
         """A CLAIM frame: another worker's client connected with a client id that may live
         here."""
         bus = self.bus
+        if clean_start:
+            self._discard(key)
         handler = bus.ctx.connections.get(key)
         if handler is not None:
             log.info("worker %d: %s/%s taken over by worker %d", bus.index, *key, peer.index)
             handler.take_over()
+        # The answer goes on this link: if it is lost meanwhile, so is the claim over there.
+        claim = _Claimed(peer, peer.transport, request, key, clean_start)
         delay = bus.ctx.config.server.hand_over_delay
         if delay > 0:  # a test hook: the answer comes after the claim timed out
-            loop = asyncio.get_running_loop()
-            loop.call_later(delay, self._prepare, peer, request, key, clean_start)
+            asyncio.get_running_loop().call_later(delay, self._prepare, claim)
         else:
-            self._prepare(peer, request, key, clean_start)
+            self._prepare(claim)
 
-    def _prepare(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
+    def _prepare(self, claim: _Claimed) -> None:
+        key, clean_start = claim.key, claim.clean_start
         session = self.broker.get_session(*key)
         journal = None if session is None else session.journal
         if (
@@ -236,22 +286,34 @@ class Claims:
             and journal is not None
             and journal.committed_seq < session.spill_seq
         ):
-            # The queue's spilled part is read back from the store once it is committed.
-            journal.after_commit(
-                session.spill_seq, lambda: self._answer(peer, request, key, clean_start)
+            # The queue's spilled part is read back from the store once it is committed;
+            # checked again then, since the session (still subscribed) may spill more.
+            journal.after_commit(session.spill_seq, lambda: self._prepare(claim))
+            return
+        self._answer(claim)
+
+    def _answer(self, claim: _Claimed) -> None:
+        bus = self.bus
+        peer, key = claim.peer, claim.key
+        session = self.broker.get_session(*key)
+        if session is not None and (session.connected or claim.clean_start):
+            if not session.connected:  # clean start: the old session is ended [MQTT-3.1.2-4]
+                self.broker.end_session(session, bus.ctx.clock())
+            session = None
+        transport = peer.transport
+        if transport is None or transport is not claim.transport or transport.is_closing():
+            # The claimer has dropped the claim with the link (or will never read the
+            # answer): a session stays here, for a later claim.
+            log.warning(
+                "worker %d: link to worker %d lost before the answer to its claim of %s/%s",
+                bus.index,
+                peer.index,
+                *key,
             )
             return
-        self._answer(peer, request, key, clean_start)
-
-    def _answer(self, peer: Peer, request: int, key: SessionKey, clean_start: bool) -> None:
-        bus = self.bus
         w = Writer(Kind.CLAIMED)
-        w.u32(request)
-        session = self.broker.get_session(*key)
-        if session is None or session.connected:
-            w.u8(0)
-        elif clean_start:
-            self.broker.end_session(session, bus.ctx.clock())
+        w.u32(claim.request)
+        if session is None:
             w.u8(0)
         else:
             w.u8(1)
@@ -264,7 +326,18 @@ class Claims:
         if self.broker.get_session(*key) is None:
             self.broker.store.session_deleted(key)
 
-    def _take(self, key: SessionKey, h: HandOver) -> None:
+    def _take(self, entry: _Claim, h: HandOver) -> None:
+        key = entry.key
+        if entry.discarded:
+            # Not merged into the clean session [MQTT-3.1.2-4]; the old holder still
+            # deletes its stored copy.
+            log.warning(
+                "worker %d: session %s/%s handed over after its client started clean; dropped",
+                self.bus.index,
+                *key,
+            )
+            self._handed(key)
+            return
         session = self.broker.get_session(*key)
         if session is None:
             self._install(key, h)

@@ -252,7 +252,9 @@ class Broker:
         now: float,
     ) -> Session:
         """Install a disconnected persistent session handed over by another worker process
-        (docs/workers.md); it is stored here, its deliveries are for the caller to enqueue."""
+        (docs/workers.md); it is stored here, its deliveries are for the caller to enqueue.
+        It expires `expiry_interval` from `now` unless its client resumes it first (the
+        client may have left meanwhile, or never come back for a late hand-over)."""
         session = Session(
             key[0],
             key[1],
@@ -272,6 +274,8 @@ class Broker:
         # Set last: `subscribe` saves a session with an expiry; this saves it once.
         session.expiry_interval = expiry_interval
         self._save(session)
+        if expiry_interval != NEVER_EXPIRES:
+            self._schedule(now + expiry_interval, "expire", key)
         return session
 
     def end_device_sessions(self, tenant: str, device_id: str, now: float) -> int:

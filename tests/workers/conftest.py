@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
 
-from tests.integration.helpers import V5, Client
+from tests.integration.helpers import V5, Client, props
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -145,6 +147,30 @@ class Workers:
                 return client
             client.disconnect()
         raise AssertionError(f"could not reach worker {worker}")
+
+
+def leave_subscribed(broker: Workers, client_id: str, topic: str, expiry: int) -> int:
+    """A v5 session (Session Expiry Interval `expiry`) subscribed to `topic` at QoS 1 and
+    left without its client, on whichever worker the connection landed: that worker."""
+    holder = Client(broker, client_id)  # type: ignore[arg-type]
+    holder.connect(
+        clean_start=True, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
+    )
+    worker = broker.worker_of(holder)[0]
+    holder.subscribe(topic, 1)
+    holder.disconnect()
+    return worker
+
+
+def stored_sessions(root: Path, client_id: str) -> dict[int, int]:
+    """How many stored sessions each worker's database (under `root`) has for `client_id`."""
+    stored = {}
+    for index in (0, 1):
+        with sqlite3.connect(root / f"worker-{index}" / "roost.db") as db:
+            stored[index] = db.execute(
+                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)
+            ).fetchone()[0]
+    return stored
 
 
 @pytest.fixture(scope="module")

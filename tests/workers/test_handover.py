@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import struct
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from roost.mqtt.packets import (
 )
 from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
 from tests.rawclient import RawClient
-from tests.workers.conftest import Workers, free_port
+from tests.workers.conftest import Workers, free_port, leave_subscribed, stored_sessions
 
 WHERE = "$SYS/broker/worker"
 LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
@@ -204,11 +203,7 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
     expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
     try:
         # Connected once: a try on the other worker would leave a session there.
-        holder = Client(broker, "late")  # type: ignore[arg-type]
-        holder.connect(clean_start=True, properties=expiry)
-        old = broker.worker_of(holder)[0]
-        holder.subscribe("late/t", 1)
-        holder.disconnect()
+        old = leave_subscribed(broker, "late", "late/t", 300)
         pub = broker.connect_on(old)
         for round_ in range(30):
             sent = [f"r{round_}m{i}".encode() for i in range(3)]
@@ -238,24 +233,7 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
     finally:
         assert broker.stop() == 0, broker.text()
     if durability == "sync":
-        stored = {}
-        for index in (0, 1):
-            with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
-                stored[index] = db.execute(
-                    "SELECT count(*) FROM sessions WHERE client_id = 'late'"
-                ).fetchone()[0]
-        assert stored == {old: 0, worker: 1}
-
-
-def stored_sessions(tmp_path: Path, client_id: str) -> dict[int, int]:
-    """How many stored sessions each worker's database has for `client_id`."""
-    stored = {}
-    for index in (0, 1):
-        with sqlite3.connect(tmp_path / f"worker-{index}" / "roost.db") as db:
-            stored[index] = db.execute(
-                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)
-            ).fetchone()[0]
-    return stored
+        assert stored_sessions(tmp_path, "late") == {old: 0, worker: 1}
 
 
 def land_elsewhere(broker: Workers, client_id: str, old: int, expiry: int) -> Client:
@@ -279,13 +257,7 @@ def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) 
     broker = Workers(tmp_path, durability="sync", extra=LATE)
     broker.start()
     try:
-        holder = Client(broker, "gone")  # type: ignore[arg-type]
-        holder.connect(
-            clean_start=True, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3)
-        )
-        old = broker.worker_of(holder)[0]
-        holder.subscribe("gone/t", 1)
-        holder.disconnect()
+        old = leave_subscribed(broker, "gone", "gone/t", 3)
         client = land_elsewhere(broker, "gone", old, 3)
         client.disconnect(0, props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
         new = 1 - old
@@ -306,11 +278,7 @@ def test_session_is_not_handed_over_on_a_lost_link(tmp_path: Path) -> None:
     broker.start()
     expiry = props(PacketTypes.CONNECT, SessionExpiryInterval=300)
     try:
-        holder = Client(broker, "lk")  # type: ignore[arg-type]
-        holder.connect(clean_start=True, properties=expiry)
-        old = broker.worker_of(holder)[0]
-        holder.subscribe("lk/t", 1)
-        holder.disconnect()
+        old = leave_subscribed(broker, "lk", "lk/t", 300)
         probe = broker.connect_on(1 - old)
         pid = broker.worker_of(probe)[1]
         probe.disconnect()

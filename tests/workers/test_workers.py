@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.helpers import V5, Client, props
-from tests.workers.conftest import Workers
+from tests.workers.conftest import Workers, stored_sessions
 
 CONNECT = 1  # paho PacketTypes.CONNECT
 
@@ -232,13 +231,7 @@ def test_durable_session_handed_over_is_stored_by_the_new_worker(tmp_path: Path)
         resume_on_worker_1(broker, "durable", "dur/t")
     finally:
         assert broker.stop() == 0, broker.text()
-    stored = {}
-    for worker in (0, 1):
-        with sqlite3.connect(tmp_path / f"worker-{worker}" / "roost.db") as db:
-            stored[worker] = db.execute(
-                "SELECT count(*) FROM sessions WHERE client_id = 'durable'"
-            ).fetchone()[0]
-    assert stored == {0: 0, 1: 1}
+    assert stored_sessions(tmp_path, "durable") == {0: 0, 1: 1}
 
 
 def test_spilled_queue_is_handed_over_in_order(tmp_path: Path) -> None:

@@ -32,12 +32,13 @@ def _m(results: dict[str, Any], key: str, broker: str) -> dict[str, Any]:
     return dict(cell.get(broker, {}).get("median", {}))
 
 
-def _idle_rows(
-    a: dict[str, Any], b: dict[str, Any], digits: tuple[int, int], target: bool
+def _idle_table(
+    header: str, a: dict[str, Any], b: dict[str, Any], digits: tuple[int, int], target: bool
 ) -> list[str]:
-    """The rows of an idle-connections table: broker `a` beside broker `b` and their ratio
-    (`digits` after the point: memory, rates), with a target column (Roost's memory target
-    on the first row) when `target`."""
+    """An idle-connections table under its `header` row (`| first | a | b | ratio |`):
+    broker `a` beside broker `b` and their ratio (`digits` after the point: memory, rates),
+    with a target column (Roost's memory target on the first row) when `target`; then a
+    blank line."""
     ab, bb = a.get("bytes_per_connection"), b.get("bytes_per_connection")
     tail = [" Roost ≤ 8 KiB |", "  |", "  |", "  |"] if target else ["", "", "", ""]
     rows = [
@@ -56,7 +57,11 @@ def _idle_rows(
         f"| connected / failed | {_num(a.get('connected'))} / {_num(a.get('failed'))} "
         f"| {_num(b.get('connected'))} / {_num(b.get('failed'))} |  |"
     )
-    return [row + extra for row, extra in zip(rows, tail, strict=True)]
+    head = [
+        header + (" target |" if target else ""),
+        "|---|---:|---:|---:|" + ("---|" if target else ""),
+    ]
+    return [*head, *(row + extra for row, extra in zip(rows, tail, strict=True)), ""]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -127,10 +132,7 @@ def markdown(results: dict[str, Any]) -> str:
         r, q = _m(results, key, "roost"), _m(results, key, "mosquitto")
         lines.append(f"### {cell['title']}")
         lines.append("")
-        lines.append("| metric | Roost | mosquitto | ratio | target |")
-        lines.append("|---|---:|---:|---:|---|")
-        lines.extend(_idle_rows(r, q, (1, 2), target=True))
-        lines.append("")
+        lines.extend(_idle_table("| metric | Roost | mosquitto | ratio |", r, q, (1, 2), True))
     for key, cell in results["cells"].items():
         if cell["kind"] != "overload":
             continue
@@ -274,10 +276,9 @@ def workers_tables(results: dict[str, Any]) -> list[str]:
         if cell["kind"] != "idle":
             continue
         w, q = _m(results, key, "roost-w2"), _m(results, key, "mosquitto")
-        lines.append(f"| {cell['title']} | Roost x2 | mosquitto | ratio |")
-        lines.append("|---|---:|---:|---:|")
-        lines.extend(_idle_rows(w, q, (1, 2), target=False))
-        lines.append("")
+        lines.extend(
+            _idle_table(f"| {cell['title']} | Roost x2 | mosquitto | ratio |", w, q, (1, 2), False)
+        )
     return lines
 
 
@@ -314,10 +315,9 @@ def amqtt_tables(results: dict[str, Any]) -> list[str]:
         if cell["kind"] != "idle":
             continue
         r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
-        lines.append(f"| {cell['title']} | Roost | amqtt | Roost / amqtt |")
-        lines.append("|---|---:|---:|---:|")
-        lines.extend(_idle_rows(r, a, (3, 1), target=False))
-        lines.append("")
+        lines.extend(
+            _idle_table(f"| {cell['title']} | Roost | amqtt | Roost / amqtt |", r, a, (3, 1), False)
+        )
     return lines
 
 

@@ -119,6 +119,15 @@ class Workers:
         for message in kept:
             sub.messages.put(message)
 
+    def across(self, topic: str, qos: int = 1) -> tuple[Client, Client]:
+        """(subscriber on worker 1 subscribed to `topic`, publisher on worker 0), once the
+        subscription is known to worker 0."""
+        sub = self.connect_on(1)
+        pub = self.connect_on(0)
+        sub.subscribe(topic, qos)
+        self.synced(sub, pub)
+        return sub, pub
+
     def worker_of(self, client: Client) -> tuple[int, int]:
         """(index, pid) of the worker `client` is connected to."""
         client.subscribe("$SYS/broker/worker")

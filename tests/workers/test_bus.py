@@ -25,10 +25,7 @@ def test_flooded_link_holds_the_publisher_and_loses_no_qos1_message(tmp_path: Pa
     broker = Workers(tmp_path)
     broker.start()
     try:
-        sub = broker.connect_on(1)
-        pub = broker.connect_on(0)
-        sub.subscribe("flood/t", 1)
-        broker.synced(sub, pub)
+        sub, pub = broker.across("flood/t")
         _, pid = broker.worker_of(sub)
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -92,10 +89,7 @@ def test_messages_published_while_a_worker_is_down_reach_it_when_it_is_back(
 def test_messages_larger_than_a_read_cross_whole_and_in_order(workers: Workers) -> None:
     """Frames split over many reads of the link (payloads near `max_packet_size`, mixed
     with small ones) arrive whole and in order [MQTT-4.6.0-6]."""
-    sub = workers.connect_on(1)
-    pub = workers.connect_on(0)
-    sub.subscribe("big/t", 1)
-    workers.synced(sub, pub)
+    sub, pub = workers.across("big/t")
     sent = [bytes([i]) * (1_000_000 if i % 2 else 10) for i in range(6)]
     for payload in sent:
         pub.publish("big/t", payload, 1)
@@ -130,10 +124,7 @@ def test_a_deep_subscriber_queue_holds_the_link_and_loses_no_qos1_message(
     broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
     broker.start()
     try:
-        sub = broker.connect_on(1)
-        pub = broker.connect_on(0)
-        sub.subscribe("deep/t", 1)
-        broker.synced(sub, pub)
+        sub, pub = broker.across("deep/t")
         sub.paho.manual_ack_set(True)
         codes: list[int] = []
 

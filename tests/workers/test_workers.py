@@ -20,10 +20,7 @@ CONNECT = 1  # paho PacketTypes.CONNECT
 def test_message_reaches_a_subscriber_on_the_other_worker(workers: Workers, qos: int) -> None:
     """[MQTT-3.3.4-1] a matching subscriber gets the message, whichever worker it is on;
     at the QoS of the publication (equal to the subscription's)."""
-    sub = workers.connect_on(1)
-    pub = workers.connect_on(0)
-    sub.subscribe(f"cross/{qos}", qos)
-    workers.synced(sub, pub)
+    sub, pub = workers.across(f"cross/{qos}", qos)
     for i in range(5):
         pub.publish(f"cross/{qos}", f"m{i}".encode(), qos)
     got = sub.expect_messages(5)

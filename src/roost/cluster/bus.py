@@ -63,9 +63,8 @@ class LocalBus:
         self.counts: dict[tuple[str, str], int] = {}
         # Per tenant, how many `$share` filters the local sessions have.
         self.shared: dict[str, int] = {}
-        # A subscriber not waited for (its queue stayed deep), until a loop time.
-        self._ignored: Session | None = None
-        self._ignored_until = 0.0
+        # Subscribers not waited for (their queue stayed deep), each until a loop time.
+        self._ignored: dict[Session, float] = {}
         self.needs_retained = True
         self._rotate = itertools.count()
         self.claims = Claims(self)
@@ -187,7 +186,8 @@ class LocalBus:
         deep = self.broker.deep
         if deep is None:
             return False
-        if deep is self._ignored and asyncio.get_running_loop().time() < self._ignored_until:
+        until = self._ignored.get(deep)
+        if until is not None and asyncio.get_running_loop().time() < until:
             self.broker.deep = None
             return False
         return True
@@ -199,7 +199,11 @@ class LocalBus:
             self.index,
             *session.key,
         )
-        self._ignored, self._ignored_until = session, until
+        now = asyncio.get_running_loop().time()
+        ignored = self._ignored
+        for stale in [s for s, t in ignored.items() if t <= now]:
+            del ignored[stale]
+        ignored[session] = until
 
     def receive(self, link: InLink, data: bytes, pos: int, limit: int) -> int:
         """Take the whole frames of `data` from `pos` on, at most `limit` of them; where

@@ -1,0 +1,40 @@
+"""The local bus behind deep subscriber queues (several subscribers that take nothing)
+and retained messages on a restarted worker; docs/workers.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roost.cluster.link import DEEP_PATIENCE
+from tests.workers.conftest import Workers
+
+
+def test_two_subscribers_that_take_nothing_do_not_hold_the_others_back(tmp_path: Path) -> None:
+    """Two subscribers on worker 1 never acknowledge, on topics published in turn: each is
+    given up on after DEEP_PATIENCE without progress, and both stay given up on, so the
+    link does not stop for one, then the other, message after message; a third session on
+    worker 1 still receives what worker 0 forwards [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        first = broker.connect_on(1)
+        second = broker.connect_on(1)
+        other = broker.connect_on(1)
+        pub = broker.connect_on(0)
+        for client, topic in ((first, "stuck/a"), (second, "stuck/b")):
+            client.paho.manual_ack_set(True)
+            client.subscribe(topic, 1)
+            broker.synced(client, pub)
+        other.subscribe("other/t", 1)
+        broker.synced(other, pub)
+        for i in range(400):
+            pub.publish("stuck/a", i.to_bytes(4, "big"), 1)
+            pub.publish("stuck/b", i.to_bytes(4, "big"), 1)
+        pub.publish("other/t", b"still flowing", 1)
+        # Once per subscriber, not once per message (each hold lasts DEEP_PATIENCE).
+        assert other.expect_message(timeout=5 * DEEP_PATIENCE).payload == b"still flowing"
+        broker.wait_log(r"worker 1: \S+ does not take its messages", 2)
+        for client in (first, second, other, pub):
+            client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()

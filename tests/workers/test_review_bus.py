@@ -38,3 +38,28 @@ def test_two_subscribers_that_take_nothing_do_not_hold_the_others_back(tmp_path:
             client.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
+
+
+def test_a_deep_queue_fed_by_local_publishers_does_not_hold_the_link(tmp_path: Path) -> None:
+    """A subscriber on worker 1 takes nothing of what a publisher on worker 1 sends it (its
+    queue grows deep): the link from worker 0 is not held for it, since the link adds
+    nothing to that queue. A message from worker 0 reaches another session on worker 1
+    without worker 1 first waiting DEEP_PATIENCE and giving up on the subscriber (which it
+    would log before going on) [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        other, pub = broker.across("other/t")
+        stuck = broker.connect_on(1)
+        local = broker.connect_on(1)
+        stuck.paho.manual_ack_set(True)
+        stuck.subscribe("local/t", 1)
+        for i in range(400):  # past half its queue limit: deep
+            local.publish("local/t", i.to_bytes(4, "big"), 1)
+        pub.publish("other/t", b"not held", 1)
+        assert other.expect_message().payload == b"not held"
+        assert "does not take its messages" not in broker.text()
+        for client in (stuck, local, other, pub):
+            client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()

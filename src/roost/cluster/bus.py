@@ -228,7 +228,14 @@ class LocalBus:
                     self.received += 1
                     # No local `$share` filter in the tenant: no group to leave out.
                     serve = groups if groups or message.tenant in shared else None
-                    publish(message, now, count=False, forward=False, serve_groups=serve)
+                    publish(
+                        message,
+                        now,
+                        count=False,
+                        forward=False,
+                        serve_groups=serve,
+                        watch_depth=True,
+                    )
                     if self.broker.deep is not None and self.held_back():
                         return stop  # a subscriber's queue is deep: the link waits
                 else:

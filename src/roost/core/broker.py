@@ -93,8 +93,9 @@ class Broker:
         # Told (tenant, filter, +1 / -1) as sessions' subscriptions come and go.
         self.on_filter_change: Callable[[str, str, int], None] | None = None
         # With worker processes, the last connected session whose queue grew deep
-        # (DEEP_QUEUE) as `publish` fed it: what forwarded messages are read against
-        # (cluster/link.py), which clears it. Not watched with a single process.
+        # (DEEP_QUEUE) as `publish` fed it a message forwarded by another worker: what
+        # forwarded messages are read against (cluster/link.py), which clears it. Not
+        # watched for messages published here, nor with a single process.
         self.deep: Session | None = None
 
     # -- sessions ------------------------------------------------------------------------
@@ -391,13 +392,15 @@ class Broker:
         only: str | None = None,
         forward: bool = True,
         serve_groups: frozenset[str] | None = None,
+        watch_depth: bool = False,
     ) -> int:
         """Store/clear the retained copy and hand the message to every matching session
         (`only`: to that client's session alone). Returns the number of sessions it was
         delivered to. With worker processes, the message is also forwarded to the other
         workers unless `forward` is False; `serve_groups`: of the `$share` groups, only
         these are served here, the others' members not even picked (a message forwarded
-        by another worker)."""
+        by another worker); `watch_depth`: a session whose queue grows deep becomes
+        `deep` (a message taken from the bus, whose reader waits for it)."""
         stats = self.stats
         if count:
             stats.messages_received += 1
@@ -425,8 +428,6 @@ class Broker:
             delivered = fwd(message, groups)
         message_qos = message.qos
         message_retain = message.retain
-        # Queue depth matters only to worker processes (cluster/link.py).
-        watch_depth = self.forward is not None
         for target in targets:
             if only is not None and target.client_id != only:
                 continue

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from roost.cluster.codec import HEADER, Kind, Reader, Writer
+from roost.cluster.handover import HandOver, read_hand_over, write_hand_over
 from roost.cluster.link import DEEP_PATIENCE
+from roost.core.session import SessionSubscription
+from roost.mqtt.packets import Subscription
 from tests.workers.conftest import Workers
 
 
@@ -63,3 +67,28 @@ def test_a_deep_queue_fed_by_local_publishers_does_not_hold_the_link(tmp_path: P
             client.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()
+
+
+def test_a_hand_over_keeps_every_subscription_option() -> None:
+    """The subscriptions a hand-over carries come back with their QoS, No Local, Retain As
+    Published, Retain Handling [MQTT-3.8.3-1] and Subscription Identifier, as the
+    Subscription Options byte of a SUBSCRIBE carries them."""
+    subscriptions = [
+        SessionSubscription(
+            topic_filter=f"{n}/#",
+            options=Subscription(
+                topic_filter=f"{n}/#",
+                qos=n % 3,
+                no_local=bool(n & 1),
+                retain_as_published=bool(n & 2),
+                retain_handling=n % 3,
+            ),
+            subscription_identifier=n or None,
+        )
+        for n in range(6)
+    ]
+    w = Writer(Kind.CLAIMED)
+    write_hand_over(w, HandOver(300, "device-1", True, subscriptions=subscriptions))
+    back = read_hand_over(Reader(w.frame()[HEADER.size :]))
+    assert back.subscriptions == subscriptions
+    assert (back.expiry_interval, back.device_id, back.subscription_qos) == (300, "device-1", True)

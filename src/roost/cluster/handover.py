@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from roost.cluster.codec import Kind, Reader, Writer, read_message, write_message
 from roost.core.message import Delivery
 from roost.core.session import Session, SessionKey, SessionSubscription
-from roost.mqtt.packets import Subscription
+from roost.mqtt.constants import ProtocolVersion
+from roost.mqtt.decoder import subscription_of
+from roost.mqtt.encoder import subscription_options
 
 if TYPE_CHECKING:
     from roost.cluster.bus import LocalBus
@@ -75,9 +77,8 @@ def write_hand_over(w: Writer, h: HandOver) -> None:
     w.u8(h.subscription_qos)
     w.u32(len(h.subscriptions))
     for sub in h.subscriptions:
-        o = sub.options
         w.text(sub.topic_filter)
-        w.u8(o.qos | (o.no_local << 2) | (o.retain_as_published << 3) | (o.retain_handling << 4))
+        w.u8(subscription_options(sub.options, ProtocolVersion.V5))
         w.u32(sub.subscription_identifier or 0)
     for deliveries in (h.inflight, h.queued):
         w.u32(len(deliveries))
@@ -92,15 +93,8 @@ def read_hand_over(r: Reader) -> HandOver:
     h = HandOver(r.u32(), r.opt_text(), bool(r.u8()))
     for _ in range(r.u32()):
         topic_filter = r.text()
-        bits = r.u8()
+        options = subscription_of(topic_filter, r.u8(), ProtocolVersion.V5)
         sid = r.u32()
-        options = Subscription(
-            topic_filter=topic_filter,
-            qos=bits & 3,
-            no_local=bool(bits & 4),
-            retain_as_published=bool(bits & 8),
-            retain_handling=bits >> 4,
-        )
         h.subscriptions.append(
             SessionSubscription(
                 topic_filter=topic_filter, options=options, subscription_identifier=sid or None

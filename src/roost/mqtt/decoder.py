@@ -312,7 +312,8 @@ def _head(
     return packet_id, properties, pos
 
 
-def _subscription(topic_filter: str, options: int, version: ProtocolVersion) -> Subscription:
+def subscription_of(topic_filter: str, options: int, version: ProtocolVersion) -> Subscription:
+    """A topic filter with its Subscription Options byte, as in a SUBSCRIBE."""
     qos = options & 0x03
     if version != V5:
         if options & 0xFC or qos == 3:
@@ -340,7 +341,7 @@ def _subscribe(buf: memoryview, version: ProtocolVersion) -> Subscribe:
         topic_filter, pos = read_string(buf, pos, end)
         options = read_u8(buf, pos, end)
         pos += 1
-        subscriptions.append(_subscription(topic_filter, options, version))
+        subscriptions.append(subscription_of(topic_filter, options, version))
     if not subscriptions:
         raise ProtocolViolation("SUBSCRIBE without a Topic Filter [MQTT-3.8.3-3]")
     return Subscribe(packet_id=packet_id, subscriptions=tuple(subscriptions), properties=properties)

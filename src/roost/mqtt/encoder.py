@@ -193,7 +193,8 @@ def _head(
     return head
 
 
-def _subscription_options(subscription: Subscription, version: ProtocolVersion) -> int:
+def subscription_options(subscription: Subscription, version: ProtocolVersion) -> int:
+    """The Subscription Options byte of a SUBSCRIBE (for MQTT 3.1/3.1.1: the QoS alone)."""
     qos = subscription.qos
     if qos not in (0, 1, 2):
         raise ValueError(f"subscription QoS must be 0, 1 or 2, got {qos}")
@@ -215,7 +216,7 @@ def _subscribe(packet: Subscribe, version: ProtocolVersion) -> bytes:
     parts = [_head(packet.packet_id, packet.properties, T.SUBSCRIBE, version)]
     for subscription in packet.subscriptions:
         parts.append(encode_string(subscription.topic_filter))
-        parts.append(bytes((_subscription_options(subscription, version),)))
+        parts.append(bytes((subscription_options(subscription, version),)))
     return frame(0x82, b"".join(parts))
 
 

@@ -133,6 +133,8 @@ class _Claim:
     # The client started clean since (here or on another worker): a session handed over
     # for this claim is not taken [MQTT-3.1.2-4].
     discarded: bool = False
+    # The worker whose hand-over the future holds (the one to tell HANDED).
+    holder: Peer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +206,8 @@ class Claims:
         finally:
             if not entry.waiting:
                 self._claims.pop(request, None)
-        if hand_over is not None:
-            self._take(entry, hand_over)
+        if hand_over is not None and entry.holder is not None:
+            self._take(entry, hand_over, entry.holder)
 
     def _discard(self, key: SessionKey) -> None:
         """The client of `key` starts clean: its claims under way take no session."""
@@ -235,8 +237,9 @@ class Claims:
             if not entry.waiting:
                 del self._claims[request]
             if hand_over is not None:
-                self._take(entry, hand_over)
+                self._take(entry, hand_over, peer)
         elif hand_over is not None:
+            entry.holder = peer
             future.set_result(hand_over)
         elif not entry.waiting:
             future.set_result(None)
@@ -320,7 +323,8 @@ class Claims:
         if self.broker.get_session(*key) is None:
             self.broker.store.session_deleted(key)
 
-    def _take(self, entry: _Claim, h: HandOver) -> None:
+    def _take(self, entry: _Claim, h: HandOver, holder: Peer) -> None:
+        """`holder`'s hand-over of the claimed session: installed or merged here."""
         key = entry.key
         if entry.discarded:
             # Not merged into the clean session [MQTT-3.1.2-4]; the old holder still
@@ -330,14 +334,14 @@ class Claims:
                 self.bus.index,
                 *key,
             )
-            self._handed(key)
+            self._handed(key, holder)
             return
         session = self.broker.get_session(*key)
         if session is None:
             self._install(key, h)
         else:
             self._merge(session, h)
-        self._handed(key)
+        self._handed(key, holder)
 
     def _install(self, key: SessionKey, h: HandOver) -> None:
         """The session as it was: its exchanges under way under the same packet ids (resent
@@ -393,19 +397,18 @@ class Claims:
             merged,
         )
 
-    def _handed(self, key: SessionKey) -> None:
-        """Tell the old holder, once the session is stored here, to delete its copy."""
-        bus = self.bus
+    def _handed(self, key: SessionKey, holder: Peer) -> None:
+        """Tell the old holder, once the session is stored here, to delete its copy (the
+        other workers have none to delete)."""
         w = Writer(Kind.HANDED)
         w.text(key[0])
         w.text(key[1])
         frame = w.frame()
 
         def tell() -> None:
-            for peer in bus.links:
-                peer.send(frame)
+            holder.send(frame)  # nothing if its link is down meanwhile
 
-        committer = bus.ctx.committer
+        committer = self.bus.ctx.committer
         if committer is None:
             tell()
         else:

@@ -8,8 +8,12 @@ from pathlib import Path
 from roost.cluster.codec import HEADER, Kind, Reader, Writer
 from roost.cluster.handover import HandOver, read_hand_over, write_hand_over
 from roost.cluster.link import DEEP_PATIENCE
+from roost.config import MQTTConfig
+from roost.core.broker import Broker
+from roost.core.message import Message
 from roost.core.session import SessionSubscription
 from roost.mqtt.packets import Subscription
+from roost.store.memory import MemoryStore
 from tests.workers.conftest import Workers
 
 
@@ -92,3 +96,20 @@ def test_a_hand_over_keeps_every_subscription_option() -> None:
     back = read_hand_over(Reader(w.frame()[HEADER.size :]))
     assert back.subscriptions == subscriptions
     assert (back.expiry_interval, back.device_id, back.subscription_qos) == (300, "device-1", True)
+
+
+def test_a_retained_set_from_another_worker_keeps_a_newer_retained_message() -> None:
+    """A restarted worker takes another worker's retained set (Broker.set_retained) after a
+    newer retained message of the same topic, forwarded by a third, has arrived: the newer
+    one stays the retained message [MQTT-3.3.1-5]; an older one held is replaced."""
+    broker = Broker(MQTTConfig(), MemoryStore())
+    newer = Message(topic="r/t", payload=b"newer", retain=True, created_at=20.0)
+    broker.publish(newer, 20.0, forward=False)
+    broker.set_retained(Message(topic="r/t", payload=b"older", retain=True, created_at=10.0))
+    broker.set_retained(Message(topic="r/u", payload=b"only", retain=True, created_at=10.0))
+    index = broker.retained[newer.tenant]
+    assert index.get("r/t") is newer
+    assert index.get("r/u") is not None
+    latest = Message(topic="r/u", payload=b"latest", retain=True, created_at=30.0)
+    broker.set_retained(latest)
+    assert index.get("r/u") is latest

@@ -478,8 +478,13 @@ class Broker:
         return True
 
     def set_retained(self, message: Message) -> None:
-        """Set a topic's retained message without routing it (another worker's set)."""
-        self._retain(message)
+        """Set a topic's retained message without routing it (another worker's retained
+        set, sent to a worker that starts): the one held here stays if it was created
+        later (published meanwhile, its copy already forwarded here; one box, one clock)."""
+        index = self.retained.get(message.tenant)
+        held = None if index is None else index.get(message.topic)
+        if held is None or held.created_at <= message.created_at:
+            self._retain(message)
 
     def _retain(self, message: Message, persist: bool = True) -> None:
         index = self.retained.get(message.tenant)

@@ -85,27 +85,13 @@ _NO_INFLIGHT: dict[int, Delivery] = EmptyDict()
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """A session's queue limits (from the configuration): one record for all the sessions
-    that have the same, not four fields in each."""
+    """A session's queue limits (from the configuration): the broker makes one record
+    that all its sessions share, not four fields in each."""
 
     max_queued_messages: int
     max_queued_bytes: int
-    queue_overflow: str
-    max_in_memory: int
-
-
-_LIMITS: dict[tuple[int, int, str, int], QueueLimits] = {}
-
-
-def _shared_limits(
-    max_queued_messages: int, max_queued_bytes: int, queue_overflow: str, max_in_memory: int
-) -> QueueLimits:
-    """The one record of these limits."""
-    key = (max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory)
-    limits = _LIMITS.get(key)
-    if limits is None:
-        limits = _LIMITS[key] = QueueLimits(*key)
-    return limits
+    queue_overflow: str = "drop_oldest"
+    max_in_memory: int = 1_000
 
 
 class Session:
@@ -141,12 +127,15 @@ class Session:
         self,
         tenant: str,
         client_id: str,
+        limits: QueueLimits | None = None,
         *,
-        max_queued_messages: int,
-        max_queued_bytes: int,
+        max_queued_messages: int | None = None,
+        max_queued_bytes: int | None = None,
         queue_overflow: str = "drop_oldest",
         max_in_memory: int = 1_000,
     ) -> None:
+        """`limits`: the broker's shared record; without it, one of the session's own from
+        the four values (an internal session, a test)."""
         # The tenant and the client id are read from the key (one tuple, no copies).
         self.key: SessionKey = (tenant, client_id)
         # The registry device of the client that opened it last (None: not a device).
@@ -165,9 +154,13 @@ class Session:
         self.queued_qos0 = 0
         # Journaled sessions keep at most `max_in_memory` queued deliveries in RAM; later
         # ones live only in the store ("spilled") and are read back in pages, in order.
-        self.limits = _shared_limits(
-            max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory
-        )
+        if limits is None:
+            if max_queued_messages is None or max_queued_bytes is None:
+                raise TypeError("a session needs its queue limits")
+            limits = QueueLimits(
+                max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory
+            )
+        self.limits = limits
         self.spilled = 0
         self.spilled_bytes = 0
         self.spill_after = 0  # store id of the last delivery that is in RAM

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from roost.core.message import Delivery, Message
-from roost.empty import NO_IDS, EmptyDict
+from roost.empty import NO_IDS, EmptyDeque, EmptyDict
 from roost.mqtt.packets import Subscription
 
 if TYPE_CHECKING:
@@ -55,29 +54,9 @@ for _name in ("dropped_overflow", "dropped_expired", "dropped_too_large"):
     object.__setattr__(_NO_DROPS, _name, 0)
 
 
-class _SharedEmptyQueue(deque[Delivery]):
-    """The queue of every session that has not queued anything yet: one empty deque for
-    all (an empty deque takes ~0.7 KiB, and most idle sessions never queue). Reading it is
-    reading an empty queue; adding to it raises: a session takes a queue of its own first
-    (`Session.own_queue`)."""
-
-    __slots__ = ()
-
-    def append(self, x: Delivery, /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-    appendleft = append
-
-    def extend(self, iterable: Iterable[Delivery], /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-    extendleft = extend
-
-    def insert(self, i: int, x: Delivery, /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-
-_NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
+# Shared and empty until the first delivery is queued (an empty deque takes ~0.7 KiB, and
+# most idle sessions never queue).
+_NO_QUEUE: deque[Delivery] = EmptyDeque()
 # Shared and empty until the first subscription / QoS 1-2 delivery in flight.
 _NO_SUBSCRIPTIONS: dict[str, SessionSubscription] = EmptyDict()
 _NO_INFLIGHT: dict[int, Delivery] = EmptyDict()

@@ -16,7 +16,7 @@ from roost.core.message import Delivery, Message
 from roost.core.quotas import Quotas, no_quotas
 from roost.core.retained import RetainedIndex
 from roost.core.router import STRATEGIES, Router
-from roost.core.session import Session, SessionKey, SessionSubscription
+from roost.core.session import QueueLimits, Session, SessionKey, SessionSubscription
 from roost.core.store import Journal, Store, StoreSnapshot
 from roost.core.topics import parse_shared
 
@@ -69,6 +69,13 @@ class Broker:
         quotas: Quotas | None = None,
     ) -> None:
         self.config = config
+        # One record of the queue limits, shared by every session of this broker.
+        self.queue_limits = QueueLimits(
+            config.max_queued_messages,
+            config.max_queued_bytes,
+            config.queue_overflow,
+            config.max_queued_in_memory,
+        )
         self.store = store
         # Per-message durability for persistent sessions (None: memory durability).
         self.journal = journal
@@ -143,14 +150,7 @@ class Broker:
             existing = None
         present = existing is not None
         if existing is None:
-            session = Session(
-                tenant,
-                client_id,
-                max_queued_messages=self.config.max_queued_messages,
-                max_queued_bytes=self.config.max_queued_bytes,
-                queue_overflow=self.config.queue_overflow,
-                max_in_memory=self.config.max_queued_in_memory,
-            )
+            session = Session(tenant, client_id, self.queue_limits)
             # Keyed by the session's own key tuple (one tuple per session, not two).
             self.sessions[session.key] = session
             usage.sessions += 1
@@ -256,14 +256,7 @@ class Broker:
         (docs/workers.md); it is stored here, its deliveries are for the caller to enqueue.
         It expires `expiry_interval` from `now` unless its client resumes it first (the
         client may have left meanwhile, or never come back for a late hand-over)."""
-        session = Session(
-            key[0],
-            key[1],
-            max_queued_messages=self.config.max_queued_messages,
-            max_queued_bytes=self.config.max_queued_bytes,
-            queue_overflow=self.config.queue_overflow,
-            max_in_memory=self.config.max_queued_in_memory,
-        )
+        session = Session(key[0], key[1], self.queue_limits)
         session.device_id = device_id
         session.subscription_qos = subscription_qos
         session.disconnected_at = now
@@ -528,14 +521,7 @@ class Broker:
             if stored.expiry_interval != NEVER_EXPIRES and since + stored.expiry_interval <= now:
                 self.store.session_deleted(key)
                 continue
-            session = Session(
-                stored.tenant,
-                stored.client_id,
-                max_queued_messages=self.config.max_queued_messages,
-                max_queued_bytes=self.config.max_queued_bytes,
-                queue_overflow=self.config.queue_overflow,
-                max_in_memory=self.config.max_queued_in_memory,
-            )
+            session = Session(stored.tenant, stored.client_id, self.queue_limits)
             session.expiry_interval = stored.expiry_interval
             session.device_id = stored.device_id
             session.subscription_qos = stored.subscription_qos

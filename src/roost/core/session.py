@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from roost.core.message import Delivery, Message
-from roost.empty import NO_IDS, EmptyDict
+from roost.empty import NO_IDS, EmptyDeque, EmptyDict
 from roost.mqtt.packets import Subscription
 
 if TYPE_CHECKING:
@@ -55,29 +54,9 @@ for _name in ("dropped_overflow", "dropped_expired", "dropped_too_large"):
     object.__setattr__(_NO_DROPS, _name, 0)
 
 
-class _SharedEmptyQueue(deque[Delivery]):
-    """The queue of every session that has not queued anything yet: one empty deque for
-    all (an empty deque takes ~0.7 KiB, and most idle sessions never queue). Reading it is
-    reading an empty queue; adding to it raises: a session takes a queue of its own first
-    (`Session.own_queue`)."""
-
-    __slots__ = ()
-
-    def append(self, x: Delivery, /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-    appendleft = append
-
-    def extend(self, iterable: Iterable[Delivery], /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-    extendleft = extend
-
-    def insert(self, i: int, x: Delivery, /) -> None:
-        raise TypeError("the shared empty queue is read-only: use Session.own_queue()")
-
-
-_NO_QUEUE: deque[Delivery] = _SharedEmptyQueue()
+# Shared and empty until the first delivery is queued (an empty deque takes ~0.7 KiB, and
+# most idle sessions never queue).
+_NO_QUEUE: deque[Delivery] = EmptyDeque()
 # Shared and empty until the first subscription / QoS 1-2 delivery in flight.
 _NO_SUBSCRIPTIONS: dict[str, SessionSubscription] = EmptyDict()
 _NO_INFLIGHT: dict[int, Delivery] = EmptyDict()
@@ -85,27 +64,13 @@ _NO_INFLIGHT: dict[int, Delivery] = EmptyDict()
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """A session's queue limits (from the configuration): one record for all the sessions
-    that have the same, not four fields in each."""
+    """A session's queue limits (from the configuration): the broker makes one record
+    that all its sessions share, not four fields in each."""
 
     max_queued_messages: int
     max_queued_bytes: int
-    queue_overflow: str
-    max_in_memory: int
-
-
-_LIMITS: dict[tuple[int, int, str, int], QueueLimits] = {}
-
-
-def _shared_limits(
-    max_queued_messages: int, max_queued_bytes: int, queue_overflow: str, max_in_memory: int
-) -> QueueLimits:
-    """The one record of these limits."""
-    key = (max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory)
-    limits = _LIMITS.get(key)
-    if limits is None:
-        limits = _LIMITS[key] = QueueLimits(*key)
-    return limits
+    queue_overflow: str = "drop_oldest"
+    max_in_memory: int = 1_000
 
 
 class Session:
@@ -141,12 +106,15 @@ class Session:
         self,
         tenant: str,
         client_id: str,
+        limits: QueueLimits | None = None,
         *,
-        max_queued_messages: int,
-        max_queued_bytes: int,
+        max_queued_messages: int | None = None,
+        max_queued_bytes: int | None = None,
         queue_overflow: str = "drop_oldest",
         max_in_memory: int = 1_000,
     ) -> None:
+        """`limits`: the broker's shared record; without it, one of the session's own from
+        the four values (an internal session, a test)."""
         # The tenant and the client id are read from the key (one tuple, no copies).
         self.key: SessionKey = (tenant, client_id)
         # The registry device of the client that opened it last (None: not a device).
@@ -165,9 +133,13 @@ class Session:
         self.queued_qos0 = 0
         # Journaled sessions keep at most `max_in_memory` queued deliveries in RAM; later
         # ones live only in the store ("spilled") and are read back in pages, in order.
-        self.limits = _shared_limits(
-            max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory
-        )
+        if limits is None:
+            if max_queued_messages is None or max_queued_bytes is None:
+                raise TypeError("a session needs its queue limits")
+            limits = QueueLimits(
+                max_queued_messages, max_queued_bytes, queue_overflow, max_in_memory
+            )
+        self.limits = limits
         self.spilled = 0
         self.spilled_bytes = 0
         self.spill_after = 0  # store id of the last delivery that is in RAM

@@ -211,16 +211,19 @@ class ServerConnection:
             events.append(self._failed_on_input(exc))
         finally:
             self._reading = False
-        view.release()
         if offset == len(buf):
             self._in = b""
         elif buf is data or not isinstance(buf, bytearray):
-            self._in = bytearray(buf[offset:])
+            # The start of an incomplete packet, copied once (straight from the view).
+            with view[offset:] as tail:
+                self._in = bytearray(tail)
         elif offset:
+            view.release()
             try:
                 del buf[:offset]
             except BufferError:  # a view is still alive somewhere: copy instead
-                self._in = bytearray(buf[offset:])
+                self._in = buf[offset:]  # a bytearray's slice is one
+        view.release()
         return events
 
     def _on_frame(self, first_byte: int, body: memoryview) -> ev.Event | None:

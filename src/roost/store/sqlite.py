@@ -30,19 +30,21 @@ Op = tuple[str, tuple[object, ...]]
 
 # How long to wait before trying a failed commit again (e.g. the disk was full).
 RETRY_SECONDS = 1.0
-# At most one sweep of orphaned message rows (left by deleted sessions) per this many seconds.
-SWEEP_SECONDS = 60.0
 
-# Message rows that nothing references any more (a crash between the DELETE of the last
-# reference and that of the row, a deleted session's queue); `id < ?` spares the rows that
-# references recorded later may still share (`_recent`).
+# Message rows that nothing references any more: a crash came between the DELETE of the
+# last reference and that of the row (the second goes in the next batch). At start-up only.
 _SWEEP = (
-    "DELETE FROM messages WHERE id < ? AND id NOT IN (SELECT message_id FROM deliveries)"
+    "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM deliveries)"
     " AND id NOT IN (SELECT message_id FROM retained)"
     " AND id NOT IN (SELECT message_id FROM wills)"
 )
 _DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
 _DELETE_DELIVERY = "DELETE FROM deliveries WHERE id = ?"
+# A deleted session's deliveries, at once; the references they held are released once the
+# batch is committed (`_release_returned`).
+_DELETE_SESSION_DELIVERIES = (
+    "DELETE FROM deliveries WHERE tenant = ? AND client_id = ? RETURNING id, message_id"
+)
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, tenant, topic, payload, qos, retain, properties, expires_at,"
@@ -73,7 +75,7 @@ class SqliteStore:
         self._dead_messages: list[tuple[object, ...]] = []
         # INSERTs of message and delivery rows, put at the start of their segment of the
         # batch (one executemany each). Nothing in a segment can depend on their absence;
-        # what could (a session's deliveries deleted at once, a sweep) ends the segment.
+        # what could (a session's deliveries deleted at once) ends the segment.
         self._new_messages: list[tuple[object, ...]] = []
         self._new_deliveries: list[tuple[object, ...]] = []
         self._sealed = 0
@@ -86,19 +88,17 @@ class SqliteStore:
         self.failure: str | None = None
         self.commits = 0
         self.committed_ops = 0
-        # Message rows written during this loop turn, by object, so that one message queued
-        # for many sessions is stored once.
+        # Message rows written during this loop turn, by object (kept, so that its id is
+        # not reused), so that one message queued for many sessions is stored once; and
+        # the other way round, to forget a row whose last reference went meanwhile.
         self._recent: dict[int, tuple[int, Message]] = {}
+        self._recent_rows: dict[int, int] = {}
         # References to message rows (deliveries, retained messages, wills): a row absent
-        # here has one; the store deletes a row when its last reference goes. A session
-        # deleted at once releases nothing: its rows only count high, and the sweep takes
-        # those left without references.
+        # here has one; the store deletes a row when its last reference goes. A session's
+        # deliveries deleted at once release theirs when that deletion is committed.
         self._shared: dict[int, int] = {}
-        self._retained_rows: dict[tuple[str, str], tuple[int, Message]] = {}
-        self._will_rows: dict[SessionKey, tuple[int, Message]] = {}
-        self._last_sweep = 0.0
-        self._sweep_scheduled = False
-        self._sweep_due = False
+        self._retained_rows: dict[tuple[str, str], int] = {}
+        self._will_rows: dict[SessionKey, int] = {}
         # Delivery INSERTs of the open segment: store id -> index in `_new_deliveries`.
         self._pending_inserts: dict[int, int] = {}
         self._next_message_id = 1
@@ -137,7 +137,7 @@ class SqliteStore:
         conn = self.conn
         # Message rows a crash left without references go first; then the references of
         # the rows that have more than one are counted.
-        conn.execute(_SWEEP, (2**62,))
+        conn.execute(_SWEEP)
         self._shared = {
             row: count
             for row, count in conn.execute(
@@ -152,7 +152,7 @@ class SqliteStore:
             f"SELECT {rows.MESSAGE_COLUMNS} FROM retained r JOIN messages m ON m.id = r.message_id"
         ):
             message = rows.message(cache, row)
-            self._retained_rows[(message.tenant, message.topic)] = (row[0], message)
+            self._retained_rows[(message.tenant, message.topic)] = row[0]
             retained.append(message)
         wills = []
         for row in conn.execute(
@@ -160,7 +160,7 @@ class SqliteStore:
             " JOIN messages m ON m.id = w.message_id"
         ):
             message = rows.message(cache, row[3:])
-            self._will_rows[(row[0], row[1])] = (row[3], message)
+            self._will_rows[(row[0], row[1])] = row[3]
             wills.append(StoredWill(tenant=row[0], client_id=row[1], due=row[2], message=message))
         sessions = rows.load_sessions(conn, cache)
         self._next_message_id = 1 + (
@@ -303,22 +303,22 @@ class SqliteStore:
         self._commit_scheduled = False
         if self._committing or not self._pending():
             return
-        if self._sweep_due and not self._sweep_scheduled:
-            self._sweep()
         batch, upto = self._take_batch()
         self._committing = True
         loop = self._running_loop()
         assert loop is not None
         future = self._executor.submit(self._commit, batch)
 
-        def done(f: Future[None]) -> None:
+        def done(f: Future[list[tuple[int, int]]]) -> None:
             loop.call_soon_threadsafe(self._committed, f, batch, upto)
 
         future.add_done_callback(done)
 
-    def _commit(self, batch: list[Op]) -> None:
-        """In the writer thread: one transaction, one fsync."""
+    def _commit(self, batch: list[Op]) -> list[tuple[int, int]]:
+        """In the writer thread: one transaction, one fsync. Returns the (delivery id,
+        message row) of the deliveries that deletions of whole sessions took."""
         conn = self.conn
+        returned: list[tuple[int, int]] = []
         conn.execute("BEGIN")
         try:
             i = 0
@@ -328,7 +328,10 @@ class SqliteStore:
                 j = i + 1
                 while j < n and batch[j][0] is sql:
                     j += 1
-                if j - i == 1:
+                if sql is _DELETE_SESSION_DELIVERIES:
+                    for _, params in batch[i:j]:
+                        returned.extend(conn.execute(sql, params).fetchall())
+                elif j - i == 1:
                     conn.execute(sql, batch[i][1])
                 else:
                     conn.executemany(sql, [params for _, params in batch[i:j]])
@@ -338,8 +341,19 @@ class SqliteStore:
             if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
                 conn.execute("ROLLBACK")
             raise
+        return returned
 
-    def _committed(self, future: Future[None], batch: list[Op], upto: int) -> None:
+    def _release_returned(self, batch: list[Op], returned: list[tuple[int, int]]) -> None:
+        """Release the references of the deliveries a committed batch deleted with their
+        session, but for those it also deleted by id: released when that was recorded."""
+        if not returned:
+            return
+        by_id = {params[0] for sql, params in batch if sql is _DELETE_DELIVERY}
+        for delivery_id, row in returned:
+            if delivery_id not in by_id:
+                self._release(row)
+
+    def _committed(self, future: Future[list[tuple[int, int]]], batch: list[Op], upto: int) -> None:
         self._committing = False
         exc = future.exception()
         if exc is not None:
@@ -365,6 +379,7 @@ class SqliteStore:
         self.commits += 1
         self.committed_ops += len(batch)
         self.committed_seq = upto
+        self._release_returned(batch, future.result())
         waiters = self._waiters
         while waiters and waiters[0][0] <= upto:
             _, callback = waiters.popleft()
@@ -388,14 +403,16 @@ class SqliteStore:
         await asyncio.wait_for(done, timeout)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Commit everything pending, synchronously (start-up, shutdown, tests)."""
+        """Commit everything pending, synchronously (start-up, shutdown, tests), and the
+        deletions of message rows that this releases."""
         deadline = time.monotonic() + timeout
         while self._committing and time.monotonic() < deadline:
             time.sleep(0.001)
-        if self._pending():
+        while self._pending():
             batch, upto = self._take_batch()
-            self._commit(batch)
+            returned = self._commit(batch)
             self.committed_seq = upto
+            self._release_returned(batch, returned)
 
     # -- messages (shared by deliveries, retained and wills) -----------------------------------
 
@@ -411,8 +428,9 @@ class SqliteStore:
         if not self._recent:
             loop = self._running_loop()
             if loop is not None:
-                loop.call_soon(self._recent.clear)
+                loop.call_soon(self._forget_recent)
         self._recent[id(message)] = (row, message)
+        self._recent_rows[row] = id(message)
         self._insert(
             self._new_messages,
             (
@@ -430,39 +448,22 @@ class SqliteStore:
         )
         return row
 
-    def _release(self, row: int, message: Message) -> None:
+    def _forget_recent(self) -> None:
+        self._recent.clear()
+        self._recent_rows.clear()
+
+    def _release(self, row: int) -> None:
         """One reference to a message row is gone: delete the row with its last one."""
         count = self._shared.get(row)
         if count is None:
             self._defer(self._dead_messages, row)
-            recent = self._recent.get(id(message))
-            if recent is not None and recent[0] == row:
-                del self._recent[id(message)]  # no later reference may use the row
+            recent = self._recent_rows.pop(row, None)
+            if recent is not None:
+                del self._recent[recent]  # no later reference may use the row
         elif count == 2:
             del self._shared[row]
         else:
             self._shared[row] = count - 1
-
-    def _sweep(self) -> None:
-        """Record a sweep of orphaned message rows, at most one per SWEEP_SECONDS, and
-        only once serving (sessions deleted at start-up: with the first commit)."""
-        self._sweep_scheduled = False
-        loop = self._running_loop()
-        if loop is None:
-            self._sweep_due = True
-            return
-        now = time.monotonic()
-        wait = self._last_sweep + SWEEP_SECONDS - now
-        if wait > 0:
-            self._sweep_scheduled = True
-            loop.call_later(wait, self._sweep)
-            return
-        self._sweep_due = False
-        self._last_sweep = now
-        floor = min((row for row, _ in self._recent.values()), default=self._next_message_id)
-        self._seal()
-        self._add(_SWEEP, (floor,), barrier=False)
-        self._seal()
 
     # -- Store ---------------------------------------------------------------------------------
 
@@ -508,12 +509,11 @@ class SqliteStore:
 
     def session_deleted(self, key: SessionKey) -> None:
         self._seal()  # deliveries queued before go first, those queued after stay
-        for table in ("sessions", "subscriptions", "deliveries", "awaiting_rel"):
+        for table in ("sessions", "subscriptions", "awaiting_rel"):
             self._add(f"DELETE FROM {table} WHERE tenant = ? AND client_id = ?", key)
+        self._add(_DELETE_SESSION_DELIVERIES, key)
         self._seal()
         self.will_deleted(key)
-        if not self._sweep_scheduled:
-            self._sweep()
 
     def retained_set(self, message: Message) -> None:
         row = self._message_row(message)
@@ -522,13 +522,13 @@ class SqliteStore:
             "INSERT INTO retained (tenant, topic, message_id) VALUES (?,?,?)",
             (message.tenant, message.topic, row),
         )
-        self._retained_rows[(message.tenant, message.topic)] = (row, message)
+        self._retained_rows[(message.tenant, message.topic)] = row
 
     def retained_deleted(self, tenant: str, topic: str) -> None:
         self._add("DELETE FROM retained WHERE tenant = ? AND topic = ?", (tenant, topic))
         old = self._retained_rows.pop((tenant, topic), None)
         if old is not None:
-            self._release(*old)
+            self._release(old)
 
     # -- Journal -------------------------------------------------------------------------------
 
@@ -569,7 +569,7 @@ class SqliteStore:
         self._defer(self._dead_deliveries, delivery.store_id)
         delivery.store_id = 0
         if delivery.store_message:
-            self._release(delivery.store_message, delivery.message)
+            self._release(delivery.store_message)
             delivery.store_message = 0
 
     def awaiting_rel_added(self, key: SessionKey, packet_id: int) -> None:
@@ -591,13 +591,13 @@ class SqliteStore:
             "INSERT INTO wills (tenant, client_id, message_id, due) VALUES (?,?,?,?)",
             (key[0], key[1], row, due),
         )
-        self._will_rows[key] = (row, message)
+        self._will_rows[key] = row
 
     def will_deleted(self, key: SessionKey) -> None:
         self._add("DELETE FROM wills WHERE tenant = ? AND client_id = ?", key)
         old = self._will_rows.pop(key, None)
         if old is not None:
-            self._release(*old)
+            self._release(old)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.durability.slowdisk import slow_disk_env
 from tests.integration.helpers import V311, Client
 from tests.workers.conftest import Workers, free_port
 
@@ -80,13 +81,16 @@ def payloads(messages: list[dict[str, Any]], topic_prefix: str) -> list[bytes]:
     ]
 
 
-def start(tmp_path: Path, durability: str = "memory") -> tuple[Workers, Api]:
+def start(
+    tmp_path: Path, durability: str = "memory", env: dict[str, str] | None = None
+) -> tuple[Workers, Api]:
     port = free_port()
     broker = Workers(
         tmp_path,
         durability=durability,
         extra=API.format(port=port, key=KEY),
-        env={"ROOST_API__PORT": str(port)},  # tests/conftest.py sets it to 0
+        # tests/conftest.py sets ROOST_API__PORT to 0
+        env={**(env or {}), "ROOST_API__PORT": str(port)},
     )
     broker.start()
     api = Api(port)
@@ -174,8 +178,10 @@ def test_declare_and_delete_reach_the_other_worker(box: tuple[Workers, Api]) -> 
 def test_acknowledged_messages_survive_kill_9_of_the_box(tmp_path: Path) -> None:
     """Durable mode: every QoS 1/2 message a device on either worker got PUBACK / PUBCOMP
     for is in the stream after the whole box is killed with SIGKILL and started again
-    [MQTT-4.3.2-2]: the acknowledgement waits for worker 0's committed append."""
-    broker, api = start(tmp_path, durability="sync")
+    [MQTT-4.3.2-2]: the acknowledgement waits for worker 0's committed append. The disk
+    is slow (every fsync 30 ms longer), so that the kill lands while appends wait for
+    their commit: a worker acknowledging before worker 0 committed would lose messages."""
+    broker, api = start(tmp_path, durability="sync", env=slow_disk_env(tmp_path, delay_ms=30))
     try:
         api.declare("crash", ["crash/#"])
         pubs = [broker.connect_on(0), broker.connect_on(1)]

@@ -196,7 +196,8 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
     """`claim_timeout = 0`: the CONNACK never waits for the other worker, whose hand-over
     of the session comes half a second later (`hand_over_delay`). Resumed on the other
     worker, the client gets a new session (Session Present 0) into which the late one is
-    merged: its subscription and queued messages, in order [MQTT-4.6.0-6]. Durable: the
+    merged: its queued messages, in order [MQTT-4.6.0-6], and its subscription, which
+    delivers a message published afterwards [MQTT-3.3.5-1]. Durable: the
     session is stored once, by the new worker."""
     broker = Workers(tmp_path, durability=durability, extra=LATE)
     broker.start()
@@ -223,9 +224,17 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
             assert connack.session_present == (worker == old)
             assert got == sent
             client.unsubscribe(WHERE)
-            client.disconnect()
             if worker != old:
+                # The merged subscription delivers what is published after it.
+                broker.synced(client, pub)
+                pub.publish("late/t", b"after the merge", 1)
+                message = client.expect_message()
+                while message.topic == WHERE:  # a `$SYS` round sent before the UNSUBSCRIBE
+                    message = client.expect_message()
+                assert (message.topic, message.payload) == ("late/t", b"after the merge")
+                client.disconnect()
                 break
+            client.disconnect()
         else:
             pytest.fail("the client never landed on the other worker")
         broker.wait_log(rf"worker {worker}: session default/late handed over after its claim", 1)

@@ -181,6 +181,8 @@ def test_exchanges_handed_over_are_stored_by_the_new_worker(tmp_path: Path) -> N
         ids = open_exchanges(broker, "stored-ids", V5)
         leave(resume(broker, "stored-ids", V5, ids, on=1))
         assert broker.stop() == 0, broker.text()
+        # Stored by the new worker alone: the old one let its copy go.
+        assert stored_sessions(tmp_path, "stored-ids") == {0: 0, 1: 1}
         broker.log.unlink()  # its lines would satisfy the next start's waits
         broker.start()
         sub = resume(broker, "stored-ids", V5, ids, on=None)

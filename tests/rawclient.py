@@ -24,8 +24,9 @@ class RawClient:
         port: int,
         version: ProtocolVersion = ProtocolVersion.V5,
         timeout: float = 5.0,
+        source_address: tuple[str, int] | None = None,
     ) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout, source_address)
         self.version = version
         self.buffer = bytearray()
         self.timeout = timeout

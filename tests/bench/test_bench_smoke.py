@@ -97,7 +97,7 @@ def test_report_renders_durable_and_amqtt_tables() -> None:
                 "title": "10,000 idle connections",
                 "kind": "idle",
                 "roost": med(bytes_per_connection=3072.0, connects_per_broker_cpu_s=9_000.0),
-                "roost-w2": med(bytes_per_connection=3072.0, connects_per_broker_cpu_s=8_000.0),
+                "roost-w2": med(bytes_per_connection=4096.0, connects_per_broker_cpu_s=8_000.0),
                 "mosquitto": med(bytes_per_connection=1024.0, connects_per_broker_cpu_s=16_000.0),
             },
             "durable-q1-64": {
@@ -118,6 +118,11 @@ def test_report_renders_durable_and_amqtt_tables() -> None:
     assert "| 90,000 | 90.0x |" in text
     assert "| broker VmRSS per connection (KiB) | 3.00 | 1.00 | 3.0x | Roost ≤ 8 KiB |" in text
     assert "| connects per broker CPU-second | 8,000 | 16,000 | 0.50x |" in text
+    # The two-worker idle table shows roost-w2's own memory (4 KiB), not one process's.
+    assert (
+        "| 10,000 idle connections | Roost x2 | mosquitto | ratio |\n|---|---:|---:|---:|\n"
+        "| broker VmRSS per connection (KiB) | 4.00 | 1.00 | 4.0x |\n"
+    ) in text
 
 
 def test_hotpath_bench_delivers() -> None:

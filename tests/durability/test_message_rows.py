@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 
 from roost.mqtt.packets import Puback, Publish
+from tests.durability.conftest import connect, crash_and_restart, publish_acked, subscribe
 from tests.durability.crash import Broker
-from tests.durability.test_restart import connect, crash_and_restart, publish_acked, subscribe
 from tests.integration.helpers import wait_until
 
 

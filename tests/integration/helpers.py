@@ -133,6 +133,16 @@ class Client:
                 raise AssertionError(f"no acknowledgement for packet {mid}")
             return self._acks.pop(mid)
 
+    def wait_ack(self, mid: int, timeout: float = TIMEOUT) -> tuple[Any, Properties | None]:
+        """The acknowledgement of a PUBLISH sent through `paho` directly (its reason code,
+        properties), once it comes."""
+        return self._wait_ack(mid, timeout)
+
+    def acknowledged(self, mid: int) -> bool:
+        """Whether an acknowledgement of packet `mid` came (and was not taken yet)."""
+        with self._acked:
+            return mid in self._acks
+
     # -- actions (test thread) -----------------------------------------------------------
 
     def connect(

@@ -70,10 +70,12 @@ def test_retained_message_keeps_its_row_after_its_delivery(tmp_path: Path) -> No
     store.close()
     store = opened(tmp_path)  # the count of references comes back from the file
     assert [r.payload for r in store.load().retained] == [b"p"]
+    before = message_ids(tmp_path)
     replacement = message(retain=True)
     store.retained_set(replacement)
     store.flush()
     assert len(message_ids(tmp_path)) == 1
+    assert message_ids(tmp_path) != before  # the replaced message's row went
     store.retained_deleted("t", "x")
     store.flush()
     assert message_ids(tmp_path) == []

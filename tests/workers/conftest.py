@@ -1,4 +1,4 @@
-"""`roost serve --workers 2` as a real process on a fixed free port, and paho clients
+"""`roost serve --workers 2` as a real process on a fixed free port, and paho or raw clients
 placed on a chosen worker (each worker publishes `$SYS/broker/worker`: its index, pid)."""
 
 from __future__ import annotations
@@ -18,9 +18,21 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
-from tests.integration.helpers import V5, Client, props
+from roost.mqtt.constants import ProtocolVersion
+from roost.mqtt.packets import (
+    Packet,
+    Publish,
+    Suback,
+    Subscribe,
+    Subscription,
+    Unsuback,
+    Unsubscribe,
+)
+from tests.integration.helpers import TIMEOUT, V5, Client, props
+from tests.rawclient import RawClient
 
 ROOT = Path(__file__).resolve().parents[2]
+WHERE = "$SYS/broker/worker"
 CONFIG = """
 [[listeners]]
 name = "default"
@@ -130,10 +142,10 @@ class Workers:
 
     def worker_of(self, client: Client) -> tuple[int, int]:
         """(index, pid) of the worker `client` is connected to."""
-        client.subscribe("$SYS/broker/worker")
+        client.subscribe(WHERE)
         message = client.expect_message()
         index, pid = message.payload.decode().split()
-        client.unsubscribe("$SYS/broker/worker")
+        client.unsubscribe(WHERE)
         client.barrier()
         while not client.messages.empty():  # a later $SYS round
             client.messages.get()
@@ -156,6 +168,37 @@ class Workers:
                 return client
             client.disconnect()
         raise AssertionError(f"could not reach worker {worker}")
+
+    def raw_on(
+        self, worker: int, client_id: str, version: ProtocolVersion = ProtocolVersion.V5
+    ) -> tuple[RawClient, int]:
+        """A connected raw client on the given worker (connecting until the kernel picks
+        it), and the worker's pid."""
+        for _ in range(60):
+            client = RawClient(self.host, self.port, version, timeout=TIMEOUT)
+            client.connect(client_id)
+            index, pid, _ = raw_worker_of(client)
+            if index == worker:
+                return client, pid
+            client.close()
+        raise AssertionError(f"could not reach worker {worker}")
+
+
+def raw_worker_of(client: RawClient) -> tuple[int, int, list[Packet]]:
+    """(index, pid) of the worker a connected raw client is on, and what else the broker
+    sent it until the answer (e.g. the exchanges resent after CONNACK [MQTT-4.4.0-1]).
+    Uses packet ids 60000 and 60001 (the subscription ends before it returns)."""
+    client.send(Subscribe(packet_id=60_000, subscriptions=(Subscription(topic_filter=WHERE),)))
+    before: list[Packet] = []
+    while not isinstance(packet := client.recv(), Suback):
+        before.append(packet)
+    while not (isinstance(packet := client.recv(), Publish) and packet.topic == WHERE):
+        before.append(packet)
+    index, pid = packet.payload.split()
+    client.send(Unsubscribe(packet_id=60_001, topic_filters=(WHERE,)))
+    while not isinstance(packet := client.recv(), Unsuback):
+        assert isinstance(packet, Publish) and packet.topic == WHERE, packet
+    return int(index), int(pid), before
 
 
 def leave_subscribed(broker: Workers, client_id: str, topic: str, expiry: int) -> int:

@@ -21,7 +21,6 @@ from roost.core.session import SessionSubscription
 from roost.mqtt.constants import ProtocolVersion
 from roost.mqtt.packets import (
     Connack,
-    Disconnect,
     Packet,
     Properties,
     Puback,
@@ -30,16 +29,19 @@ from roost.mqtt.packets import (
     Pubrec,
     Pubrel,
     Suback,
-    Subscribe,
     Subscription,
-    Unsuback,
-    Unsubscribe,
 )
-from tests.integration.helpers import TIMEOUT, V5, V311, Client, props
+from tests.integration.helpers import TIMEOUT, V5, V311, Client, bye, props
 from tests.rawclient import RawClient
-from tests.workers.conftest import Workers, free_port, leave_subscribed, stored_sessions
+from tests.workers.conftest import (
+    WHERE,
+    Workers,
+    free_port,
+    leave_subscribed,
+    raw_worker_of,
+    stored_sessions,
+)
 
-WHERE = "$SYS/broker/worker"
 LATE = "[server]\nclaim_timeout = 0\nhand_over_delay = 0.5"
 VERSIONS = {V5: ProtocolVersion.V5, V311: ProtocolVersion.V311}
 
@@ -54,22 +56,8 @@ def place(
     expiry = Properties(session_expiry_interval=300) if version == V5 else None
     connack = client.connect(client_id, clean_start=False, properties=expiry)
     assert isinstance(connack, Connack) and connack.reason_code == 0, connack
-    client.send(Subscribe(packet_id=60_000, subscriptions=(Subscription(topic_filter=WHERE),)))
-    before: list[Packet] = []
-    while not isinstance(packet := client.recv(), Suback):
-        before.append(packet)
-    while not (isinstance(packet := client.recv(), Publish) and packet.topic == WHERE):
-        before.append(packet)
-    worker = int(packet.payload.split()[0])
-    client.send(Unsubscribe(packet_id=60_001, topic_filters=(WHERE,)))
-    while not isinstance(packet := client.recv(), Unsuback):
-        assert isinstance(packet, Publish) and packet.topic == WHERE, packet
+    worker, _, before = raw_worker_of(client)
     return client, worker, connack.session_present, before
-
-
-def leave(client: RawClient) -> None:
-    client.send(Disconnect())
-    client.close()
 
 
 def recv(client: RawClient) -> Packet:
@@ -87,7 +75,7 @@ def open_exchanges(workers: Workers, client_id: str, version: int) -> tuple[int,
         sub, worker, _, _ = place(workers, client_id, version)
         if worker == 0:
             break
-        leave(sub)
+        bye(sub)
     else:
         pytest.fail("could not reach worker 0")
     topic = f"ids/{client_id}"
@@ -110,7 +98,7 @@ def open_exchanges(workers: Workers, client_id: str, version: int) -> tuple[int,
     sub.publish(f"in/{client_id}", b"inbound", 2, packet_id=7)
     answer = recv(sub)  # v5: 0x10 No matching subscribers
     assert isinstance(answer, Pubrec) and answer.packet_id == 7
-    leave(sub)
+    bye(sub)
     return a, b, c
 
 
@@ -134,7 +122,7 @@ def resume(
         assert (again3.payload, again3.qos, again3.dup) == (b"m3", 2, True)
         if on is None or worker == on:
             return sub
-        leave(sub)  # resumed where it was: again
+        bye(sub)  # resumed where it was: again
     pytest.fail(f"could not reach worker {on}")
 
 
@@ -150,10 +138,10 @@ def complete(
     sub.send(Pubcomp(packet_id=c))
     sub.send(Pubrel(packet_id=7))
     assert recv(sub) == Pubcomp(packet_id=7)  # v5: 0x00, not 0x92 Packet Identifier not found
-    leave(sub)
+    bye(sub)
     sub, _, present, resent = place(workers, client_id, version)
     assert present and resent == []
-    leave(sub)
+    bye(sub)
 
 
 @pytest.mark.parametrize("version", [V5, V311])
@@ -179,8 +167,10 @@ def test_exchanges_handed_over_are_stored_by_the_new_worker(tmp_path: Path) -> N
     broker.start()
     try:
         ids = open_exchanges(broker, "stored-ids", V5)
-        leave(resume(broker, "stored-ids", V5, ids, on=1))
+        bye(resume(broker, "stored-ids", V5, ids, on=1))
         assert broker.stop() == 0, broker.text()
+        # Stored by the new worker alone: the old one let its copy go.
+        assert stored_sessions(tmp_path, "stored-ids") == {0: 0, 1: 1}
         broker.log.unlink()  # its lines would satisfy the next start's waits
         broker.start()
         sub = resume(broker, "stored-ids", V5, ids, on=None)
@@ -196,7 +186,8 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
     """`claim_timeout = 0`: the CONNACK never waits for the other worker, whose hand-over
     of the session comes half a second later (`hand_over_delay`). Resumed on the other
     worker, the client gets a new session (Session Present 0) into which the late one is
-    merged: its subscription and queued messages, in order [MQTT-4.6.0-6]. Durable: the
+    merged: its queued messages, in order [MQTT-4.6.0-6], and its subscription, which
+    delivers a message published afterwards [MQTT-3.3.5-1]. Durable: the
     session is stored once, by the new worker."""
     broker = Workers(tmp_path, durability=durability, extra=LATE)
     broker.start()
@@ -223,9 +214,17 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
             assert connack.session_present == (worker == old)
             assert got == sent
             client.unsubscribe(WHERE)
-            client.disconnect()
             if worker != old:
+                # The merged subscription delivers what is published after it.
+                broker.synced(client, pub)
+                pub.publish("late/t", b"after the merge", 1)
+                message = client.expect_message()
+                while message.topic == WHERE:  # a `$SYS` round sent before the UNSUBSCRIBE
+                    message = client.expect_message()
+                assert (message.topic, message.payload) == ("late/t", b"after the merge")
+                client.disconnect()
                 break
+            client.disconnect()
         else:
             pytest.fail("the client never landed on the other worker")
         broker.wait_log(rf"worker {worker}: session default/late handed over after its claim", 1)
@@ -236,20 +235,6 @@ def test_session_handed_over_after_the_claim_timed_out_is_merged(
         assert stored_sessions(tmp_path, "late") == {old: 0, worker: 1}
 
 
-def land_elsewhere(broker: Workers, client_id: str, old: int, expiry: int) -> Client:
-    """A connection with clean start 0 on the worker other than `old` (each try landing on
-    `old` resumes the session there and leaves it as it was)."""
-    for _ in range(60):
-        client = Client(broker, client_id)  # type: ignore[arg-type]
-        client.connect(
-            clean_start=False, properties=props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
-        )
-        if broker.worker_of(client)[0] != old:
-            return client
-        client.disconnect()
-    pytest.fail("the client never landed on the other worker")
-
-
 def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) -> None:
     """[MQTT-3.1.2-23] the client resumes its session (expiry 3 s) on the other worker and
     leaves at once with Session Expiry Interval 0, before the late hand-over comes; the
@@ -258,7 +243,14 @@ def test_session_handed_over_late_after_its_client_left_expires(tmp_path: Path) 
     broker.start()
     try:
         old = leave_subscribed(broker, "gone", "gone/t", 3)
-        client = land_elsewhere(broker, "gone", old, 3)
+        # Clean start 0: each try landing on `old` resumes the session there and leaves
+        # it as it was.
+        client = broker.connect_on(
+            1 - old,
+            "gone",
+            clean_start=False,
+            properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3),
+        )
         client.disconnect(0, props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
         new = 1 - old
         broker.wait_log(rf"worker {new}: session default/gone handed over \(", 1)
@@ -314,12 +306,9 @@ class PortClient(RawClient):
     to the same worker (SO_REUSEPORT hashes the addresses); `abort` leaves no TIME_WAIT."""
 
     def __init__(self, workers: Workers, source_port: int) -> None:
-        self.sock = socket.create_connection(
-            (workers.host, workers.port), TIMEOUT, ("127.0.0.1", source_port)
+        super().__init__(
+            workers.host, workers.port, timeout=TIMEOUT, source_address=("127.0.0.1", source_port)
         )
-        self.version = ProtocolVersion.V5
-        self.buffer = bytearray()
-        self.timeout = TIMEOUT
 
     def abort(self) -> None:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -342,11 +331,9 @@ def test_session_handed_over_late_is_not_merged_into_a_clean_start(tmp_path: Pat
             port = free_port()
             probe = PortClient(broker, port)
             probe.connect("cs-probe")
-            probe.subscribe(WHERE)
-            while not (isinstance(packet := probe.recv(), Publish) and packet.topic == WHERE):
-                pass
+            index, _, _ = raw_worker_of(probe)
             probe.abort()
-            if int(packet.payload.split()[0]) == new:
+            if index == new:
                 break  # connections from `port` go to `new`
         else:
             pytest.fail(f"no local port whose connections go to worker {new}")
@@ -367,7 +354,7 @@ def test_session_handed_over_late_is_not_merged_into_a_clean_start(tmp_path: Pat
         while not isinstance(packet := client.recv(), Publish):
             assert isinstance(packet, Puback), packet
         assert packet.payload == b"probe"  # nothing of the old session before it
-        leave(client)
+        bye(client)
         pub.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()

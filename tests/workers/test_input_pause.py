@@ -15,41 +15,16 @@ from pathlib import Path
 from roost.cluster.link import HIGH_WATER
 from roost.mqtt.codec import encode
 from roost.mqtt.constants import ProtocolVersion
-from roost.mqtt.packets import Pingreq, Pingresp, Publish, Unsubscribe
+from roost.mqtt.packets import Pingreq, Pingresp, Publish
 from roost.server.handler import PACKETS_PER_TURN
 from tests.rawclient import RawClient
-from tests.workers.conftest import Workers
+from tests.workers.conftest import Workers, raw_worker_of
 
 V311 = ProtocolVersion.V311
 # Small messages: a 256 KiB read holds several loop turns' worth of them.
 PAYLOAD = 400
 FLOOD_BYTES = 12 * 1024 * 1024
 CHUNK = 64 * 1024
-
-
-def placed(broker: Workers, client_id: str) -> tuple[RawClient, int, int]:
-    """A connected raw 3.1.1 client, and its worker's index and pid (which each worker
-    publishes as `$SYS/broker/worker`)."""
-    client = RawClient(broker.host, broker.port, V311, timeout=10)
-    client.connect(client_id)
-    client.subscribe("$SYS/broker/worker")
-    packet = client.recv()
-    while not (isinstance(packet, Publish) and packet.topic == "$SYS/broker/worker"):
-        packet = client.recv()
-    client.send(Unsubscribe(packet_id=2, topic_filters=("$SYS/broker/worker",)))
-    index, pid = packet.payload.split()
-    return client, int(index), int(pid)
-
-
-def placed_on(broker: Workers, worker: int, client_id: str) -> tuple[RawClient, int]:
-    """A connected raw client on the given worker (connecting until the kernel picks it),
-    and the worker's pid."""
-    for _ in range(60):
-        client, index, pid = placed(broker, client_id)
-        if index == worker:
-            return client, pid
-        client.close()
-    raise AssertionError(f"could not reach worker {worker}")
 
 
 class Flood(threading.Thread):
@@ -101,9 +76,11 @@ def test_a_large_read_ending_does_not_resume_a_publisher_the_link_holds(tmp_path
     broker = Workers(tmp_path)
     broker.start()
     try:
-        pub, pub_worker, _ = placed(broker, "flood-pub")
+        pub = RawClient(broker.host, broker.port, V311, timeout=10)
+        pub.connect("flood-pub")
+        pub_worker, _, _ = raw_worker_of(pub)
         other = 1 - pub_worker
-        sub, pid = placed_on(broker, other, "flood-sub")
+        sub, pid = broker.raw_on(other, "flood-sub", V311)
         sub.subscribe("flood/t", 0, packet_id=3)
         # The subscription known to the publisher's worker: a probe gets through.
         deadline = time.monotonic() + 10

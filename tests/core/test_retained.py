@@ -1,4 +1,5 @@
-"""The retained-message index against a naive matcher; pruning; deep topics."""
+"""The retained-message index against a naive matcher; pruning; deep topics; a retained
+set from another worker does not replace a newer retained message."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.core.reference import naive_matches, topic_filters, topic_names
 
+from roost.config import MQTTConfig
+from roost.core.broker import Broker
+from roost.core.message import Message
 from roost.core.retained import RetainedIndex
+from roost.store.memory import MemoryStore
 
 operations = st.lists(
     st.tuples(st.sampled_from(["set", "set", "delete"]), topic_names), max_size=40
@@ -142,3 +147,20 @@ def test_clear() -> None:
     index.clear()
     assert len(index) == 0
     assert index.match("#") == []
+
+
+def test_a_retained_set_from_another_worker_keeps_a_newer_retained_message() -> None:
+    """A restarted worker takes another worker's retained set (Broker.set_retained) after a
+    newer retained message of the same topic, forwarded by a third, has arrived: the newer
+    one stays the retained message [MQTT-3.3.1-5]; an older one held is replaced."""
+    broker = Broker(MQTTConfig(), MemoryStore())
+    newer = Message(topic="r/t", payload=b"newer", retain=True, created_at=20.0)
+    broker.publish(newer, 20.0, forward=False)
+    broker.set_retained(Message(topic="r/t", payload=b"older", retain=True, created_at=10.0))
+    broker.set_retained(Message(topic="r/u", payload=b"only", retain=True, created_at=10.0))
+    index = broker.retained[newer.tenant]
+    assert index.get("r/t") is newer
+    assert index.get("r/u") is not None
+    latest = Message(topic="r/u", payload=b"latest", retain=True, created_at=30.0)
+    broker.set_retained(latest)
+    assert index.get("r/u") is latest

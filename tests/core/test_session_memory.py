@@ -1,9 +1,11 @@
 """Idle sessions share one empty queue and one empty set of packet ids until they need
 their own: nothing queued or awaited in one session ever shows in another. A clean
-session costs the store nothing."""
+session costs the store nothing. The queue limits come from the broker's configuration
+as one record that every session the broker makes shares."""
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,10 @@ import pytest
 from roost.config import MQTTConfig
 from roost.core.broker import Broker
 from roost.core.message import Delivery, Message
-from roost.core.session import Session
+from roost.core.session import QueueLimits, Session
+from roost.core.store import StoredSession, StoreSnapshot
+from roost.empty import EmptyDeque
+from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
 
 
@@ -89,7 +94,8 @@ def test_a_clean_session_writes_nothing_to_the_store(tmp_path: Path) -> None:
 def test_sessions_with_the_same_limits_share_one_record() -> None:
     """The queue limits come from the configuration: one record for all the sessions that
     have the same, not a copy in each; different limits stay apart."""
-    a, b = session("a"), session("b")
+    broker = Broker(MQTTConfig(max_queued_messages=100, max_queued_bytes=1 << 20), MemoryStore())
+    a, b = (broker.open_session("t", c, False, 60, 1.0)[0] for c in ("a", "b"))
     assert a.limits is b.limits
     assert (a.max_queued_messages, a.max_queued_bytes) == (100, 1 << 20)
     other = Session("t", "c", max_queued_messages=5, max_queued_bytes=1 << 20)
@@ -116,3 +122,52 @@ def test_idle_sessions_share_empty_subscriptions_inflight_and_counters() -> None
     full = Session("t", "full", max_queued_messages=0, max_queued_bytes=1 << 20)
     assert not full.enqueue(delivery("t/2"))
     assert full.stats.dropped_overflow == 1 and b.stats.dropped_overflow == 0
+
+
+def test_every_session_of_a_broker_shares_its_one_limits_record() -> None:
+    config = MQTTConfig(max_queued_messages=7, max_queued_bytes=4096, queue_overflow="drop_newest")
+    broker = Broker(config, MemoryStore())
+    assert broker.queue_limits == QueueLimits(7, 4096, "drop_newest", config.max_queued_in_memory)
+    opened, _ = broker.open_session("t", "opened", False, 60, 1.0)
+    stored = StoredSession(
+        tenant="t", client_id="restored", expiry_interval=60, disconnected_at=1.0
+    )
+    broker.restore(StoreSnapshot(sessions=[stored]), 2.0)
+    restored = broker.get_session("t", "restored")
+    adopted = broker.adopt_session(("t", "adopted"), 60, None, False, [], 2.0)
+    assert restored is not None
+    assert opened.limits is restored.limits is adopted.limits is broker.queue_limits
+    assert (opened.max_queued_messages, opened.queue_overflow) == (7, "drop_newest")
+    other = Broker(MQTTConfig(max_queued_messages=8), MemoryStore())
+    assert other.open_session("t", "o", False, 60, 1.0)[0].limits.max_queued_messages == 8
+
+
+def test_a_session_made_outside_a_broker_has_its_own_record() -> None:
+    """An internal session or a test gives the values; without limits or values, refused."""
+    session = Session("t", "s", max_queued_messages=5, max_queued_bytes=100)
+    assert session.limits == QueueLimits(5, 100)
+    shared = QueueLimits(5, 100)
+    assert Session("t", "a", shared).limits is Session("t", "b", shared).limits is shared
+    with pytest.raises(TypeError):
+        Session("t", "none")
+
+
+def test_the_shared_empty_deque_refuses_every_addition() -> None:
+    shared = EmptyDeque()
+    item = Delivery(message=Message(topic="t", payload=b"x", qos=1), qos=1, retain=False)
+    for add in (
+        lambda: shared.append(item),
+        lambda: shared.appendleft(item),
+        lambda: shared.extend([item]),
+        lambda: shared.extendleft([item]),
+        lambda: shared.insert(0, item),
+    ):
+        with pytest.raises(TypeError):
+            add()
+    queue: deque[Delivery] = shared
+    with pytest.raises(TypeError):
+        queue += [item]
+    assert len(shared) == 0
+    a = Session("t", "a", max_queued_messages=10, max_queued_bytes=1000)
+    b = Session("t", "b", max_queued_messages=10, max_queued_bytes=1000)
+    assert isinstance(a.queue, EmptyDeque) and a.queue is b.queue

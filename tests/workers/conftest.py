@@ -146,8 +146,11 @@ class Workers:
         message = client.expect_message()
         index, pid = message.payload.decode().split()
         client.unsubscribe(WHERE)
+        # A later $SYS round queued before the UNSUBSCRIBE may be flushed after the first
+        # barrier's PUBACK; it is sent before the second's.
         client.barrier()
-        while not client.messages.empty():  # a later $SYS round
+        client.barrier()
+        while not client.messages.empty():
             client.messages.get()
         return int(index), int(pid)
 

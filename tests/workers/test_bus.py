@@ -1,5 +1,6 @@
-"""The local bus under stress: a link whose reader stops (flow control), and messages
-published while a worker is not linked (held until it is); docs/workers.md."""
+"""The local bus under stress: a link whose reader stops (flow control), messages
+published while a worker is not linked (held until it is), and subscribers whose queues
+grow deep (one or several taking nothing, or fed by local publishers); docs/workers.md."""
 
 from __future__ import annotations
 
@@ -178,6 +179,62 @@ def test_a_subscriber_that_takes_nothing_does_not_hold_the_others_back(tmp_path:
         assert other.expect_message(timeout=3 * DEEP_PATIENCE).payload == b"still flowing"
         broker.wait_log(r"worker 1: \S+ does not take its messages", 1)
         for client in (stuck, other, pub):
+            client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_two_subscribers_that_take_nothing_do_not_hold_the_others_back(tmp_path: Path) -> None:
+    """Two subscribers on worker 1 never acknowledge, on topics published in turn: each is
+    given up on after DEEP_PATIENCE without progress, and both stay given up on, so the
+    link does not stop for one, then the other, message after message; a third session on
+    worker 1 still receives what worker 0 forwards [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        first = broker.connect_on(1)
+        second = broker.connect_on(1)
+        other = broker.connect_on(1)
+        pub = broker.connect_on(0)
+        for client, topic in ((first, "stuck/a"), (second, "stuck/b")):
+            client.paho.manual_ack_set(True)
+            client.subscribe(topic, 1)
+            broker.synced(client, pub)
+        other.subscribe("other/t", 1)
+        broker.synced(other, pub)
+        for i in range(400):
+            pub.publish("stuck/a", i.to_bytes(4, "big"), 1)
+            pub.publish("stuck/b", i.to_bytes(4, "big"), 1)
+        pub.publish("other/t", b"still flowing", 1)
+        # Once per subscriber, not once per message (each hold lasts DEEP_PATIENCE).
+        assert other.expect_message(timeout=5 * DEEP_PATIENCE).payload == b"still flowing"
+        broker.wait_log(r"worker 1: \S+ does not take its messages", 2)
+        for client in (first, second, other, pub):
+            client.disconnect()
+    finally:
+        assert broker.stop() == 0, broker.text()
+
+
+def test_a_deep_queue_fed_by_local_publishers_does_not_hold_the_link(tmp_path: Path) -> None:
+    """A subscriber on worker 1 takes nothing of what a publisher on worker 1 sends it (its
+    queue grows deep): the link from worker 0 is not held for it, since the link adds
+    nothing to that queue. A message from worker 0 reaches another session on worker 1
+    without worker 1 first waiting DEEP_PATIENCE and giving up on the subscriber (which it
+    would log before going on) [MQTT-4.6.0-6]."""
+    broker = Workers(tmp_path, mqtt="max_inflight = 20\nmax_queued_messages = 300")
+    broker.start()
+    try:
+        other, pub = broker.across("other/t")
+        stuck = broker.connect_on(1)
+        local = broker.connect_on(1)
+        stuck.paho.manual_ack_set(True)
+        stuck.subscribe("local/t", 1)
+        for i in range(400):  # past half its queue limit: deep
+            local.publish("local/t", i.to_bytes(4, "big"), 1)
+        pub.publish("other/t", b"not held", 1)
+        assert other.expect_message().payload == b"not held"
+        assert "does not take its messages" not in broker.text()
+        for client in (stuck, local, other, pub):
             client.disconnect()
     finally:
         assert broker.stop() == 0, broker.text()

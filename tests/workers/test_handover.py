@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 
-from roost.cluster.codec import Kind, Reader, Writer
+from roost.cluster.codec import HEADER, Kind, Reader, Writer
 from roost.cluster.handover import HandOver, read_hand_over, write_hand_over
 from roost.core.message import Delivery, Message
 from roost.core.session import SessionSubscription
@@ -397,3 +397,28 @@ def test_hand_over_frame_keeps_packet_ids_and_released_flags() -> None:
     write_hand_over(w, h)
     frame = w.frame()
     assert read_hand_over(Reader(frame[5:])) == h
+
+
+def test_a_hand_over_keeps_every_subscription_option() -> None:
+    """The subscriptions a hand-over carries come back with their QoS, No Local, Retain As
+    Published, Retain Handling [MQTT-3.8.3-1] and Subscription Identifier, as the
+    Subscription Options byte of a SUBSCRIBE carries them."""
+    subscriptions = [
+        SessionSubscription(
+            topic_filter=f"{n}/#",
+            options=Subscription(
+                topic_filter=f"{n}/#",
+                qos=n % 3,
+                no_local=bool(n & 1),
+                retain_as_published=bool(n & 2),
+                retain_handling=n % 3,
+            ),
+            subscription_identifier=n or None,
+        )
+        for n in range(6)
+    ]
+    w = Writer(Kind.CLAIMED)
+    write_hand_over(w, HandOver(300, "device-1", True, subscriptions=subscriptions))
+    back = read_hand_over(Reader(w.frame()[HEADER.size :]))
+    assert back.subscriptions == subscriptions
+    assert (back.expiry_interval, back.device_id, back.subscription_qos) == (300, "device-1", True)

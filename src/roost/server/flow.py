@@ -131,6 +131,8 @@ class OutputGate(deque[tuple[int, bytes | HeldAck]]):
         captured, not answered as already received [MQTT-4.3.3-10]. False when the rest of
         the output is dropped."""
         h = self.handler
+        if held.qos == 2:
+            held.session.remove_awaiting_rel(held.packet_id)
         if h._closed or h.session is None:
             self.clear()
             if self.close_when_released:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from roost.cluster.codec import Kind, Reader, Writer, read_message, write_message
 from roost.core.message import Message
 from roost.core.trie import SubscriptionTrie
+from roost.streams.base import PendingCapture
 
 if TYPE_CHECKING:
     from roost.cluster.link import Peer
-    from roost.server.handler import ConnectionHandler
     from roost.streams.service import LocalStreams
 
 log = logging.getLogger(__name__)
@@ -23,29 +23,15 @@ log = logging.getLogger(__name__)
 CAPTURE_TIMEOUT = 10.0
 # The worker that runs the streams (and the HTTP API).
 STREAMS_WORKER = 0
-
-
-class HeldAck:
-    """A device's PUBACK / PUBREC waiting, in its connection's deferred output, for
-    worker 0's answer: `data` is the acknowledgement; `ok` None while waiting."""
-
-    __slots__ = ("data", "deadline", "handler", "ok", "packet_id", "qos")
-
-    def __init__(
-        self, handler: ConnectionHandler, packet_id: int, qos: int, data: bytes, deadline: float
-    ) -> None:
-        self.handler = handler
-        self.packet_id = packet_id
-        self.qos = qos
-        self.data = data
-        self.deadline = deadline
-        self.ok: bool | None = None
+# What capture_later answers for a message no stream captures (never settled).
+NOT_CAPTURED = PendingCapture(0, 0.0, True)
 
 
 class RemoteCaptures:
     """A worker k > 0's view of the streams: which topics are captured, per tenant; the
     captures sent to worker 0 and the acknowledgements waiting for its answers. Stands in
-    for the StreamStore in the PUBLISH pipeline (`captures`, `capture`) and in the tick."""
+    for the StreamStore in the PUBLISH pipeline (`captures`, `capture`, `capture_later`)
+    and in the tick."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
@@ -57,7 +43,7 @@ class RemoteCaptures:
         self._incoming: dict[str, SubscriptionTrie[str, str]] | None = None
         self._ids = 0
         # In the order sent (so in the order answered, and of their deadlines).
-        self.waiting: dict[int, HeldAck] = {}
+        self.waiting: dict[int, PendingCapture] = {}
         self.sent = 0
 
     # -- what worker 0 declares -------------------------------------------------------------
@@ -118,22 +104,23 @@ class RemoteCaptures:
         self.sent += 1
         return True
 
-    def capture_acked(
-        self, handler: ConnectionHandler, message: Message, packet_id: int, dup: bool
-    ) -> HeldAck | None:
-        """Send a QoS 1/2 message to worker 0; the returned HeldAck gets the acknowledgement
-        (None: worker 0 is not linked, the device gets an error at once)."""
+    def capture_later(self, message: Message, packet_id: int, dup: bool) -> PendingCapture:
+        """Send a QoS 1/2 message to worker 0: its answer settles the PendingCapture the
+        acknowledgement waits for (`ok` False at once if worker 0 is not linked)."""
+        count = self.matches(message.tenant, message.topic)
+        if not count:
+            return NOT_CAPTURED
         self._ids = request = (self._ids + 1) & 0xFFFFFFFF or 1
         if not self.send(message, packet_id, dup, request):
-            return None
-        held = HeldAck(handler, packet_id, message.qos, b"", self.clock() + CAPTURE_TIMEOUT)
-        self.waiting[request] = held
-        return held
+            return PendingCapture(count, 0.0, False)
+        pending = PendingCapture(count, self.clock() + CAPTURE_TIMEOUT)
+        self.waiting[request] = pending
+        return pending
 
     def answered(self, request: int, ok: bool) -> None:
-        held = self.waiting.pop(request, None)
-        if held is not None:
-            self._settle(held, ok)
+        pending = self.waiting.pop(request, None)
+        if pending is not None:
+            self._settle(pending, ok)
 
     def fail_all(self, why: str) -> None:
         if self.waiting:
@@ -141,15 +128,15 @@ class RemoteCaptures:
                 "streams: %d captures not answered by worker 0 (%s)", len(self.waiting), why
             )
         waiting, self.waiting = self.waiting, {}
-        for held in waiting.values():
-            self._settle(held, False)
+        for pending in waiting.values():
+            self._settle(pending, False)
 
     def tick(self, now: float) -> None:
         """Captures worker 0 has not answered in CAPTURE_TIMEOUT fail."""
         waiting = self.waiting
         late = []
-        for request, held in waiting.items():
-            if held.deadline > now:
+        for request, pending in waiting.items():
+            if pending.deadline > now:
                 break
             late.append(request)
         if late:
@@ -158,9 +145,9 @@ class RemoteCaptures:
             self._settle(waiting.pop(request), False)
 
     @staticmethod
-    def _settle(held: HeldAck, ok: bool) -> None:
-        held.ok = ok
-        held.handler.capture_settled()
+    def _settle(pending: PendingCapture, ok: bool) -> None:
+        pending.ok = ok
+        pending.settled()
 
 
 # -- worker 0 ---------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from roost.cluster.captures import HeldAck
+from roost.core.session import Session
 from roost.mqtt.constants import ProtocolVersion, ReasonCode
+from roost.protocol.connection import ServerConnection
+from roost.streams.base import PendingCapture
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
@@ -21,6 +23,37 @@ log = logging.getLogger(__name__)
 INPUT_TURNS = 1  # a large read, taken over several loop turns (handler._run_events)
 INPUT_CHECK = 2  # its CONNECT waits for something off the loop's turn (admission)
 INPUT_LINK = 4  # a worker link it publishes into is over its high-water mark (cluster/bus)
+
+
+def acknowledge(
+    conn: ServerConnection, session: Session, packet_id: int, qos: int, code: int
+) -> None:
+    """PUBACK (QoS 1) or PUBREC (QoS 2) of an inbound PUBLISH with `code`. A QoS 2 message
+    accepted (code < 0x80) awaits its PUBREL, one refused does not (a PUBLISH resent with
+    its packet id is then processed again [MQTT-4.3.3-10])."""
+    if qos == 1:
+        conn.send_puback(packet_id, code)
+        return
+    if code < 0x80:
+        session.add_awaiting_rel(packet_id)
+    else:
+        session.remove_awaiting_rel(packet_id)
+    conn.send_pubrec(packet_id, code)
+
+
+class HeldAck:
+    """A device's PUBACK / PUBREC waiting, in its connection's OutputGate, for the answer
+    to its message's capture by another process (`pending`, worker processes > 0): `data`
+    is the acknowledgement; `session` the publisher's, kept after its connection closes."""
+
+    __slots__ = ("data", "packet_id", "pending", "qos", "session")
+
+    def __init__(self, pending: PendingCapture, session: Session, packet_id: int, qos: int) -> None:
+        self.pending = pending
+        self.session = session
+        self.packet_id = packet_id
+        self.qos = qos
+        self.data = b""
 
 
 class OutputGate(deque[tuple[int, bytes | HeldAck]]):
@@ -77,9 +110,10 @@ class OutputGate(deque[tuple[int, bytes | HeldAck]]):
         while self and self[0][0] <= committed:
             data = self[0][1]
             if not isinstance(data, bytes):
-                if data.ok is None:
+                ok = data.pending.ok
+                if ok is None:
                     return  # worker 0 has not answered yet
-                if not data.ok and not self._capture_failed(data):
+                if not ok and not self._capture_failed(data):
                     return
                 data = data.data
             self.popleft()
@@ -92,11 +126,14 @@ class OutputGate(deque[tuple[int, bytes | HeldAck]]):
     def _capture_failed(self, held: HeldAck) -> bool:
         """Worker 0 did not confirm the capture (link lost, no answer in time): never a
         false success. v5: the acknowledgement carries 0x80 Unspecified error; 3.x: the
-        connection closes without it, so that the device sends the message again. False
-        when the rest of the output is dropped."""
+        connection closes without it, so that the device sends the message again. Either
+        way a QoS 2 packet id no longer awaits its PUBREL: the PUBLISH sent again is
+        captured, not answered as already received [MQTT-4.3.3-10]. False when the rest of
+        the output is dropped."""
         h = self.handler
-        session = h.session
-        if h._closed or session is None:
+        if held.qos == 2:
+            held.session.remove_awaiting_rel(held.packet_id)
+        if h._closed or h.session is None:
             self.clear()
             if self.close_when_released:
                 self.close_when_released = False
@@ -113,10 +150,6 @@ class OutputGate(deque[tuple[int, bytes | HeldAck]]):
             conn.fail(ReasonCode.UNSPECIFIED_ERROR, "stream capture not confirmed")
             h._close(publish_will=True)
             return False
-        if held.qos == 2:
-            session.remove_awaiting_rel(held.packet_id)
-            conn.send_pubrec(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
-        else:
-            conn.send_puback(held.packet_id, ReasonCode.UNSPECIFIED_ERROR)
+        acknowledge(conn, held.session, held.packet_id, held.qos, ReasonCode.UNSPECIFIED_ERROR)
         held.data = conn.data_to_send()
         return True

@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Protocol
 
 from roost.auth.base import ClientInfo, EnhancedAuthenticator
-from roost.cluster.captures import HeldAck
 from roost.core.message import Delivery, Message
 from roost.core.quotas import TenantUsage
 from roost.core.session import Session
@@ -22,7 +21,7 @@ from roost.protocol.connection import ServerConnection, State
 from roost.server import admission, inbound
 from roost.server.admission import Admitting
 from roost.server.context import ServerContext
-from roost.server.flow import INPUT_TURNS, OutputGate
+from roost.server.flow import INPUT_TURNS, HeldAck, OutputGate, acknowledge
 
 log = logging.getLogger(__name__)
 
@@ -367,11 +366,9 @@ class ConnectionHandler:
         first, what follows it waits (roost/cluster/captures.py)."""
         self._write_out()
         conn = self.conn
-        if held.qos == 1:
-            conn.send_puback(held.packet_id, code)
-        else:
-            conn.send_pubrec(held.packet_id, code)
+        acknowledge(conn, held.session, held.packet_id, held.qos, code)
         held.data = conn.data_to_send()
+        held.pending.settled = self.capture_settled
         gate = self._gate
         if gate is None:
             gate = self._gate = OutputGate(self)

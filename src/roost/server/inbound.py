@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from roost.auth.base import Action
-from roost.cluster.captures import RemoteCaptures
 from roost.config import MQTTConfig
 from roost.core.message import Message
 from roost.core.quotas import TenantUsage
@@ -35,6 +34,8 @@ from roost.mqtt.packets import (
     Unsubscribe,
 )
 from roost.protocol import events as ev
+from roost.server.flow import HeldAck, acknowledge
+from roost.streams.base import PendingCapture
 
 if TYPE_CHECKING:
     from roost.server.handler import ConnectionHandler
@@ -113,21 +114,25 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
             matched = h.ctx.broker.publish(message, now)
             streams = h.ctx.streams
             if streams is not None and streams.captures(message.tenant):
-                if packet.qos and isinstance(streams, RemoteCaptures):
-                    if _capture_on_worker_0(h, streams, packet, message, matched):
-                        return
-                else:
+                pending = (
+                    streams.capture_later(message, packet.packet_id or 0, packet.dup)
+                    if packet.qos
+                    else None
+                )
+                if pending is None:
                     # Appended in the same group commit the acknowledgement below waits for.
                     matched += streams.capture(message, packet.packet_id, packet.dup, now)
-    v5 = conn.version == ProtocolVersion.V5
-    if packet.qos == 1:
-        code = _ack_code(refused, matched, v5)
-        conn.send_puback(packet.packet_id or 0, code)
-    elif packet.qos == 2:
-        code = _ack_code(refused, matched, v5)
-        if code < 0x80:
-            session.add_awaiting_rel(packet.packet_id or 0)
-        conn.send_pubrec(packet.packet_id or 0, code)
+                elif pending.count:
+                    _hold_for_capture(h, pending, packet, matched)
+                    return
+    if packet.qos:
+        acknowledge(
+            conn,
+            session,
+            packet.packet_id or 0,
+            packet.qos,
+            _ack_code(refused, matched, conn.version == ProtocolVersion.V5),
+        )
     if refused is not None and h.profile.publish_errors is not None:
         assert h.client is not None
         _publish_notice(
@@ -135,39 +140,26 @@ def on_publish(h: ConnectionHandler, event: ev.PublishReceived) -> None:
         )
 
 
-def _capture_on_worker_0(
-    h: ConnectionHandler, remote: RemoteCaptures, packet: Publish, message: Message, matched: int
-) -> bool:
-    """Worker processes > 0: a QoS 1/2 message some stream captures goes to worker 0, and
+def _hold_for_capture(
+    h: ConnectionHandler, pending: PendingCapture, packet: Publish, matched: int
+) -> None:
+    """Worker processes > 0: a QoS 1/2 message some stream captures went to worker 0, and
     its acknowledgement waits for worker 0's answer that the append is committed (v5: 0x80
-    Unspecified error if it cannot come; 3.x: the connection closes unacknowledged).
-    False if no stream captures it (acknowledged as usual)."""
-    count = remote.matches(message.tenant, message.topic)
-    if not count:
-        return False
-    conn = h.conn
-    v5 = conn.version == ProtocolVersion.V5
+    Unspecified error if it cannot come; 3.x: the connection closes unacknowledged)."""
+    session = h.session
+    assert session is not None
+    v5 = h.conn.version == ProtocolVersion.V5
     packet_id = packet.packet_id or 0
-    held = remote.capture_acked(h, message, packet_id, packet.dup)
-    code = _ack_code(None, matched + count, v5)
-    if held is None:
+    if pending.ok is False:
         # Worker 0 is not linked: the message is not captured.
         if not v5:
             raise MQTTError(
                 "streams unavailable (worker 0 not linked)", ReasonCode.UNSPECIFIED_ERROR
             )
-        code = ReasonCode.UNSPECIFIED_ERROR
-    if packet.qos == 2 and code < 0x80:
-        session = h.session
-        assert session is not None
-        session.add_awaiting_rel(packet_id)
-    if held is not None:
-        h.hold_for_capture(held, code)
-    elif packet.qos == 1:
-        conn.send_puback(packet_id, code)
-    else:
-        conn.send_pubrec(packet_id, code)
-    return True
+        acknowledge(h.conn, session, packet_id, packet.qos, ReasonCode.UNSPECIFIED_ERROR)
+        return
+    held = HeldAck(pending, session, packet_id, packet.qos)
+    h.hold_for_capture(held, _ack_code(None, matched + pending.count, v5))
 
 
 def canonical_response_topic(topics: ClientTopics, props: Properties) -> Properties:

@@ -26,7 +26,6 @@ from roost.server.listeners import Listener, start_listeners
 from roost.server.rrpc import Rrpc
 from roost.store.memory import MemoryStore
 from roost.store.sqlite import SqliteStore
-from roost.streams.base import StreamCapture
 from roost.streams.memory import MemoryStreamEngine
 from roost.streams.service import LocalStreams
 from roost.streams.sqlite import SqliteStreamEngine
@@ -76,7 +75,6 @@ class RoostServer:
             auth.authorizers.append(AclAuthorizer(rules))
         self.ctx = ServerContext(config=config, broker=self.broker, auth=auth, committer=committer)
         # What the PUBLISH pipeline and the tick use: the streams, or worker 0's over the bus.
-        self.capture: StreamCapture = self.streams
         self.ctx.streams = self.streams
         if workers > 1:
             from roost.cluster.bus import LocalBus
@@ -89,7 +87,7 @@ class RoostServer:
             else:
                 # Streams run in worker 0 (with the API): captures go there over the bus.
                 bus.remote = RemoteCaptures(lambda: self.ctx.clock())
-                self.ctx.streams = self.capture = bus.remote
+                self.ctx.streams = bus.remote
         self.streams.clock = self.ctx.clock
         # The registry is open when it checks credentials or when the API manages it.
         self.registry: Registry | None = None
@@ -109,7 +107,7 @@ class RoostServer:
         started = time.monotonic()
         snapshot = self.store.load()
         self.broker.restore(snapshot, self.ctx.clock())
-        if self.capture is self.streams:
+        if self.ctx.streams is self.streams:
             # Before the bus: the other workers hear of the streams when they link.
             self.streams.start(
                 self.ctx.clock(),
@@ -231,7 +229,8 @@ class RoostServer:
             try:
                 now = self.ctx.clock()
                 self.broker.tick(now)
-                self.capture.tick(now)
+                if self.ctx.streams is not None:
+                    self.ctx.streams.tick(now)
             except Exception:
                 log.exception("timer tick failed")
 
@@ -239,8 +238,9 @@ class RoostServer:
         """A will: routed, and captured by streams like the client's own PUBLISH."""
         now = self.ctx.clock()
         self.broker.publish(message, now)
-        if self.capture.captures(message.tenant):
-            self.capture.capture(message, None, False, now)
+        streams = self.ctx.streams
+        if streams is not None and streams.captures(message.tenant):
+            streams.capture(message, None, False, now)
 
     def sys_values(self) -> dict[str, str]:
         stats = self.broker.stats

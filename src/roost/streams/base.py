@@ -7,10 +7,30 @@ the `Committer`); everything a consumer asks is a coroutine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from roost.core.message import Message
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
+
+
+def _unheard() -> None:
+    pass
+
+
+class PendingCapture:
+    """A QoS 1/2 message's capture that another process answers (worker processes > 0:
+    worker 0 runs the streams): `count` streams capture it; `ok` is None until the answer
+    (False: not captured, the answer cannot come or did not in time), then `settled()`
+    runs (whoever holds the device's acknowledgement sets it)."""
+
+    __slots__ = ("count", "deadline", "ok", "settled")
+
+    def __init__(self, count: int, deadline: float, ok: bool | None = None) -> None:
+        self.count = count
+        self.deadline = deadline
+        self.ok = ok
+        self.settled: Callable[[], None] = _unheard
 
 
 class StreamCapture(Protocol):
@@ -23,6 +43,12 @@ class StreamCapture(Protocol):
 
     def capture(self, message: Message, packet_id: int | None, dup: bool, now: float) -> int:
         """Append `message` to every stream capturing its topic; returns how many."""
+        ...
+
+    def capture_later(self, message: Message, packet_id: int, dup: bool) -> PendingCapture | None:
+        """A QoS 1/2 message captured by another process: sent there, and what its
+        acknowledgement waits for (`count` 0: no stream captures it). None when `capture`
+        captures it here, at once (the streams themselves)."""
         ...
 
     def tick(self, now: float) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from roost.core.message import Message
 from roost.errors import InvalidStreamRequest
 from roost.store.commit import committed
+from roost.streams.base import PendingCapture
 from roost.streams.engine import StreamEngine
 from roost.streams.model import Delivered, Position, StreamSpec, StreamStats
 from roost.streams.state import StreamState
@@ -44,6 +45,9 @@ class LocalStreams:
 
     def capture(self, message: Message, packet_id: int | None, dup: bool, now: float) -> int:
         return self.engine.capture(message, packet_id, dup, now)
+
+    def capture_later(self, message: Message, packet_id: int, dup: bool) -> PendingCapture | None:
+        return None  # captured here: capture()
 
     def load(self, now: float) -> None:
         load = getattr(self.engine, "load", None)

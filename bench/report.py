@@ -272,13 +272,7 @@ def workers_tables(results: dict[str, Any]) -> list[str]:
                 f"| {_num(w.get('msgs_per_broker_cpu_s'))} |"
             )
         lines.append("")
-    for key, cell in ran:
-        if cell["kind"] != "idle":
-            continue
-        w, q = _m(results, key, "roost-w2"), _m(results, key, "mosquitto")
-        lines.extend(
-            _idle_table(f"| {cell['title']} | Roost x2 | mosquitto | ratio |", w, q, (1, 2), False)
-        )
+    lines.extend(_idle_tables(results, ran, ("roost-w2", "Roost x2"), ("mosquitto", "mosquitto")))
     return lines
 
 
@@ -311,13 +305,26 @@ def amqtt_tables(results: dict[str, Any]) -> list[str]:
                 f"| {_pct(a.get('loss'))} | {target} |"
             )
         lines.append("")
-    for key, cell in ran:
-        if cell["kind"] != "idle":
-            continue
-        r, a = _m(results, key, "roost"), _m(results, key, "amqtt")
-        lines.extend(
-            _idle_table(f"| {cell['title']} | Roost | amqtt | Roost / amqtt |", r, a, (3, 1), False)
-        )
+    lines.extend(_idle_tables(results, ran, ("roost", "Roost"), ("amqtt", "amqtt"), (3, 1)))
+    return lines
+
+
+def _idle_tables(
+    results: dict[str, Any],
+    cells: list[tuple[str, dict[str, Any]]],
+    a: tuple[str, str],
+    b: tuple[str, str],
+    digits: tuple[int, int] = (1, 2),
+) -> list[str]:
+    """One idle-connections table per idle cell of `cells`: broker `a` beside broker `b`
+    (each: results key, column label)."""
+    ratio = "ratio" if b[0] == "mosquitto" else f"{a[1]} / {b[1]}"
+    lines: list[str] = []
+    for key, cell in cells:
+        if cell["kind"] == "idle":
+            header = f"| {cell['title']} | {a[1]} | {b[1]} | {ratio} |"
+            ma, mb = _m(results, key, a[0]), _m(results, key, b[0])
+            lines.extend(_idle_table(header, ma, mb, digits, False))
     return lines
 
 
